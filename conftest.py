@@ -1,0 +1,2 @@
+# Repo-wide test setup only: the end-to-end tests drive pytest itself through pytester.
+pytest_plugins = ["pytester"]

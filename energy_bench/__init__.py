@@ -1,0 +1,3 @@
+"""energy-bench: joules, time and accuracy for pytest-benchmark."""
+
+__version__ = "0.1.0"
