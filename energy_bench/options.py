@@ -40,7 +40,7 @@ OPTIONS: list[tuple[str, str | None, str, dict[str, Any]]] = [
      "compare with a saved run: NUM or PATH; no value = latest saved run in --benchmark-storage.",
      {"nargs": "?", "const": "latest"}),
     ("--energy-compare-fail", "energy_compare_fail",
-     "fail on regression, e.g. joules:5%,accuracy:1pt,time:10% (threshold AND significance).", {}),
+     "fail on regression, e.g. joules:5%%,accuracy:1pt,time:10%% (threshold AND significance).", {}),
     ("--energy-compare-force", None,
      "compare even measured with estimated energy or different meters/devices.", {"action": "store_true"}),
 ]
