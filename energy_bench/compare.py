@@ -221,9 +221,9 @@ def compare_metric(metric: str, baseline: Samples, current: Samples,
         result.improvement = bool(judged.improvement)
         return result
     if base_rounds and cur_rounds:
-        result.note = f"threshold only: {len(base_rounds)}+{len(cur_rounds)} rounds cannot reach p<={alpha:g}"
-    else:
-        result.note = THRESHOLD_ONLY
+        result.note = f"{metric}: threshold only: {len(base_rounds)}+{len(cur_rounds)} rounds cannot reach p<={alpha:g}"
+    elif metric != "accuracy":  # accuracy is one number per run by nature: said once in the report's legend
+        result.note = f"{metric}: {THRESHOLD_ONLY}"
     worse_by = float(threshold.worse_by(baseline.mean, current.mean))
     result.regression = worse_by > threshold.amount
     result.improvement = -worse_by > threshold.amount

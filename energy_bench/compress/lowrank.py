@@ -105,9 +105,13 @@ def candidates(model: nn.Module) -> Dict[str, nn.Module]:
             and (isinstance(m, nn.Linear) or isinstance(m, nn.Conv2d) and m.groups == 1)}
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+def _replace(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` in place of submodule ``name``; returns the model (``new`` itself when the model is the layer)."""
+    if not name:
+        return new
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return model
 
 
 @register("lowrank")
@@ -132,7 +136,7 @@ def lowrank(model: nn.Module, params, *, eval_fn=None, example_input=None) -> Co
             left_alone += 1
             continue
         b, a = factor(matrix, energies, vectors, left, rank)
-        _replace(model, name, _factorized(module, b, a))
+        model = _replace(model, name, _factorized(module, b, a))
         ranks[name] = [rank, full]
     details = {
         "rank" if fraction is not None else "energy": fraction if fraction is not None else energy,

@@ -112,9 +112,10 @@ class _Search:
     def passes(self, bits: int, draw: int = 0) -> bool:
         if bits == 0:
             return True  # nothing overwritten: the baseline itself
-        accuracy = self.evaluate(self.weights.randomized(bits, draw))
-        self.trials[f"{bits}" if draw == 0 else f"{bits}/draw{draw}"] = accuracy
-        return accuracy >= self.threshold
+        key = f"{bits}" if draw == 0 else f"{bits}/draw{draw}"
+        if key not in self.trials:
+            self.trials[key] = self.evaluate(self.weights.randomized(bits, draw))
+        return self.trials[key] >= self.threshold
 
     def capacity(self) -> int:
         low, high = 0, MANTISSA_BITS + 1  # passes(low) holds; high is the first n not known to pass

@@ -25,26 +25,24 @@ def _output_shape(model: nn.Module, example_input: torch.Tensor) -> tuple:
         return tuple(model(example_input).shape)
 
 
-def output_layers(model: nn.Module, example_input: torch.Tensor) -> List[nn.Module]:
-    """The Conv/Linear layer producing the model's output (the last one run with the output's width)."""
+def classifier(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """The Conv/Linear layer producing the model's output: the last one run whose width is the output's."""
     order: List[nn.Module] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: order.append(mod))
              for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     try:
-        with eval_mode(model), torch.no_grad():
-            output = model(example_input)
+        width = _output_shape(model, example_input)[1]
     finally:
         for hook in hooks:
             hook.remove()
-    width = output.shape[1]
     last = [m for m in order if getattr(m, "out_features", getattr(m, "out_channels", None)) == width]
     if not last:
         raise ValueError("prune-structured: cannot find the classifier layer producing the model's output")
-    return [last[-1]]
+    return last[-1]
 
 
 def _transformer_frozen_layers(model: nn.Module) -> List[nn.Module]:
-    """In a vision transformer, every layer except the first Linear of each MLP block (its hidden features)."""
+    """In a torchvision vision transformer, every layer but the first Linear of each MLPBlock (its hidden features)."""
     mlp_inputs = set()
     for module in model.modules():
         if isinstance(module, nn.Sequential) and module.__class__.__name__ == "MLPBlock":
@@ -65,11 +63,11 @@ def prune_structured(model: nn.Module, params, *, eval_fn=None, example_input=No
         raise ValueError("prune-structured needs example_input, a batch (N, 3, H, W), to trace the dependency graph")
     amount = params["amount"]
     macs_before, params_before = multiply_adds(model, example_input), count_parameters(model)
-    ignored = output_layers(model, example_input)
+    shape = _output_shape(model, example_input)
+    ignored = [classifier(model, example_input)]  # keeps the output shape
     transformer = _is_transformer(model)
     if transformer:
         ignored += _transformer_frozen_layers(model)
-    shape = _output_shape(model, example_input)
     with eval_mode(model), warnings.catch_warnings():
         # ViT's class token and position embeddings: their width (the embedding) is never pruned here.
         warnings.filterwarnings("ignore", message="Unwrapped parameters detected")

@@ -88,10 +88,12 @@ class PowerIntegrator:
         period_s: float,
         clock: Callable[[], float],
         error_types: tuple[type[BaseException], ...],
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.period_s = period_s
         self._read = read_watts
         self._clock = clock
+        self._sleep = sleep
         self._error_types = error_types
         self._lock = threading.Lock()
         self._last: tuple[float, dict[int, float]] | None = None
@@ -130,7 +132,12 @@ class PowerIntegrator:
 
     def _run(self) -> None:
         cpu0, wall0 = time.thread_time(), time.monotonic()
-        while not self._stop.wait(self.period_s):
+        # time.sleep wakes more cheaply than Event.wait (about 70 vs 115 us of CPU per wake-up
+        # on a 2-core VM); close() then waits at most one period.
+        while True:
+            self._sleep(self.period_s)
+            if self._stop.is_set():
+                break
             try:
                 self.sample()
             except self._error_types as exc:

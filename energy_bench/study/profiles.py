@@ -1,0 +1,71 @@
+"""Study profiles: how big the images, rounds and pretraining are. ``smoke`` fits a 2-core CPU, ``paper`` a GPU.
+
+Pure Python (no torch) so options can be validated at configure time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, Optional
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    image_size: int  # raised per model to its minimum input size (zoo.input_size)
+    weights: str  # default --energy-weights
+    rounds: int  # measured training rounds per benchmark (--energy-epochs overrides)
+    steps_per_round: Optional[int]  # optimizer steps per round; None = one whole epoch of the train split
+    batch_size: int  # training batch size (--energy-batch-size overrides)
+    eval_batch_size: int
+    test_samples: Optional[int]  # held-out samples used for accuracy (and stego's search); None = all
+    inference_samples: int  # images per measured inference round (reported per 1000 images)
+    inference_rounds: int
+    optimizer: str  # "sgd" (momentum 0.9) or "adamw"
+    lr: float
+    weight_decay: float
+    pretrain_steps: int  # --energy-weights=self: optimizer steps of from-scratch pretraining
+    pretrain_optimizer: str
+    pretrain_lr: float
+    seed: int = 0
+    test_fraction: float = 0.2  # held-out share of the data set
+    num_workers: int = 0  # DataLoader workers for image folders / torchvision data sets
+
+
+PROFILES: Dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", image_size=32, weights="self", rounds=5, steps_per_round=2, batch_size=32,
+        eval_batch_size=128, test_samples=128, inference_samples=128, inference_rounds=3,
+        optimizer="adamw", lr=1e-4, weight_decay=0.01,
+        pretrain_steps=40, pretrain_optimizer="adamw", pretrain_lr=1e-3,
+    ),
+    "paper": Profile(
+        name="paper", image_size=224, weights="pretrained", rounds=5, steps_per_round=None, batch_size=32,
+        eval_batch_size=128, test_samples=None, inference_samples=1000, inference_rounds=5,
+        optimizer="sgd", lr=0.001, weight_decay=1e-4,
+        pretrain_steps=2000, pretrain_optimizer="sgd", pretrain_lr=0.01, num_workers=4,
+    ),
+}
+
+
+def get_profile(name: Optional[str], *, epochs: Optional[str] = None, batch_size: Optional[str] = None) -> Profile:
+    """The named profile (default smoke) with --energy-epochs / --energy-batch-size applied; ValueError if bad."""
+    name = name or "smoke"
+    if name not in PROFILES:
+        raise ValueError(f"unknown --energy-profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    if epochs not in (None, ""):
+        profile = replace(profile, rounds=_positive_int("--energy-epochs", epochs))
+    if batch_size not in (None, ""):
+        profile = replace(profile, batch_size=_positive_int("--energy-batch-size", batch_size))
+    return profile
+
+
+def _positive_int(option: str, raw: object) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{option} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{option} must be a positive integer, got {raw!r}")
+    return value

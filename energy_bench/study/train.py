@@ -1,0 +1,127 @@
+"""Fine-tuning and evaluation loops.
+
+Optimizers: AdamW (smoke profile) or SGD with momentum 0.9 (paper profile); cross-entropy loss; no schedule.
+Seeds: ``torch.manual_seed(seed)`` before building anything random, and a per-round ``torch.Generator`` seeded with
+(seed, round) for the order of samples, so two runs see the same batches. A compressed model may ask to train in a
+narrower dtype (stego): the forward/backward pass runs under ``torch.autocast`` in that dtype while the optimizer
+keeps fp32 master weights (float16 on CUDA also uses a GradScaler).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from .data import StudyData
+
+
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adamw")
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Any:
+    enabled = dtype is not None and dtype != torch.float32
+    return torch.autocast(device_type=device.type, dtype=dtype if enabled else None, enabled=enabled)
+
+
+def _logits(output: Any) -> torch.Tensor:
+    # googlenet/inception_v3 return namedtuples in training mode when aux heads exist; ours have none, but be safe.
+    return output[0] if isinstance(output, tuple) else output
+
+
+class Trainer:
+    """Trains ``model`` on ``data``'s train split, one round at a time (a whole epoch or ``steps`` batches)."""
+
+    def __init__(self, model: torch.nn.Module, data: StudyData, *, device: torch.device, batch_size: int,
+                 optimizer: str, lr: float, weight_decay: float, steps: Optional[int] = None,
+                 dtype: Optional[torch.dtype] = None, seed: int = 0) -> None:
+        self.model = model.to(device)
+        self.data = data
+        self.device = device
+        self.batch_size = batch_size
+        self.steps = steps
+        self.dtype = dtype
+        self.seed = seed
+        self.optimizer = make_optimizer(self.model, optimizer, lr, weight_decay)
+        use_scaler = device.type == "cuda" and dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.rounds_done = 0
+        self.last_loss = float("nan")
+
+    def order(self, round_index: int) -> list:
+        """Sample indices of one round: a (seed, round)-seeded permutation, cycled to fill ``steps`` batches."""
+        n = len(self.data.train)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + round_index)
+        if self.steps is None:
+            return torch.randperm(n, generator=generator).tolist()
+        needed = self.steps * self.batch_size
+        chunks = [torch.randperm(n, generator=generator) for _ in range(-(-needed // n))]
+        return torch.cat(chunks)[:needed].tolist()
+
+    def train_one_round(self) -> float:
+        """One round of training; returns the mean loss. Synchronizes the device at the end (for the meter)."""
+        self.model.train()
+        total, batches = 0.0, 0
+        for images, labels in self.data.batches("train", self.order(self.rounds_done), self.batch_size):
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.dtype):
+                loss = torch.nn.functional.cross_entropy(_logits(self.model(images)), labels)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            total += loss.detach().float().item()
+            batches += 1
+        self.rounds_done += 1
+        self.last_loss = total / max(batches, 1)
+        return self.last_loss
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: StudyData, *, device: torch.device, limit: Optional[int] = None,
+             batch_size: int = 128, dtype: Optional[torch.dtype] = None) -> float:
+    """Accuracy (0..1) on the first ``limit`` held-out samples (all when None)."""
+    was_training = model.training
+    model.eval()
+    n = len(data.test) if limit is None else min(limit, len(data.test))
+    correct = 0
+    for images, labels in data.batches("test", range(n), batch_size):
+        with _autocast(device, dtype):
+            logits = _logits(model(images.to(device)))
+        correct += (logits.argmax(dim=1).cpu() == labels).sum().item()
+    model.train(was_training)
+    return correct / n
+
+
+@torch.no_grad()
+def infer(model: torch.nn.Module, data: StudyData, *, device: torch.device, samples: int, batch_size: int,
+          dtype: Optional[torch.dtype] = None) -> int:
+    """Forward ``samples`` held-out images (cycling the split if short); returns how many were run."""
+    model.eval()
+    n_test = len(data.test)
+    order = [i % n_test for i in range(samples)]
+    for images, _ in data.batches("test", order, batch_size):
+        with _autocast(device, dtype):
+            model(images.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return samples
+
+
+def pretrain(model: torch.nn.Module, data: StudyData, *, device: torch.device, steps: int, batch_size: int,
+             optimizer: str, lr: float, weight_decay: float = 0.0, seed: int = 0) -> float:
+    """Train from scratch for ``steps`` batches (the ``self`` weights); returns the last round's loss."""
+    trainer = Trainer(model, data, device=device, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                      weight_decay=weight_decay, steps=steps, seed=seed + 7919)  # an order unlike fine-tuning's
+    return trainer.train_one_round()
