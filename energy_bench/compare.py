@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
-from scipy import stats
 
 from energy_bench.storage import BenchRecord, Samples
 
@@ -130,6 +129,8 @@ def pvalue_worse(baseline_rounds, current_rounds, higher_is_worse: bool = True):
 
     Works along the last axis, so it takes one pair of samples or a batch of pairs.
     """
+    from scipy import stats  # lazy: importing scipy.stats costs seconds on every pytest start
+
     current = np.asarray(current_rounds, dtype=float)
     baseline = np.asarray(baseline_rounds, dtype=float)
     method = "exact" if max(current.shape[-1], baseline.shape[-1]) <= _EXACT_MAX else "asymptotic"
@@ -291,15 +292,23 @@ def compatibility_problems(baseline: Mapping[str, BenchRecord], current: Mapping
 
 
 def _devices(machine_energy: Mapping | None) -> list[str] | None:
-    """Device names from ``machine_info.energy``: its ``devices`` list (names or dicts with a name)."""
-    if not isinstance(machine_energy, Mapping) or not isinstance(machine_energy.get("devices"), list):
+    """Device names in ``machine_info.energy`` (a meter's ``info()``): GPU names, CPU model, ``devices``.
+
+    Looks inside composite meters' ``parts``; None when the description names no device.
+    """
+    if not isinstance(machine_energy, Mapping):
         return None
-    names = []
-    for device in machine_energy["devices"]:
-        if isinstance(device, Mapping):
-            device = device.get("name") or device.get("model") or device.get("id")
-        names.append(str(device))
-    return sorted(names)
+    names: list[str] = []
+    for gpu in machine_energy.get("gpus") or ():
+        if isinstance(gpu, Mapping) and gpu.get("name"):
+            names.append(f"gpu {gpu['name']}")
+    for device in machine_energy.get("devices") or ():
+        names.append(str(device.get("name") if isinstance(device, Mapping) else device))
+    if machine_energy.get("cpu_model"):
+        names.append(f"cpu {machine_energy['cpu_model']}")
+    for part in machine_energy.get("parts") or ():
+        names.extend(_devices(part) or ())
+    return sorted(names) or None
 
 
 def regression_lines(comparisons: Iterable[BenchmarkComparison]) -> list[str]:

@@ -109,7 +109,7 @@ def _current_machine_energy(config: pytest.Config) -> dict[str, Any] | None:
 def _writer(config: pytest.Config):
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()  # the progress line ("....  [100%]") has no newline yet
+        reporter.write_line("")  # ends the progress line ("....  [100%]"), which has no newline yet
         return reporter.write_line
     return lambda line, **markup: print(line, file=sys.stderr)
 

@@ -175,3 +175,9 @@ def test_compatibility_problems():
     assert "different meters" in compatibility_problems(base, {"a": record("a", meter="rapl")})[0]
     devices = compatibility_problems(base, base, {"devices": [{"name": "H100"}]}, {"devices": ["A100"]})
     assert devices == ["different devices: baseline H100, current A100"]
+    nvml = {"meter": "nvml-counter", "gpus": [{"index": 0, "name": "NVIDIA H100"}]}
+    composite = {"meter": "nvml-counter+rapl", "parts": [{"gpus": [{"name": "NVIDIA A100"}]}, {"zones": []}]}
+    (problem,) = compatibility_problems(base, base, nvml, composite)
+    assert problem == "different devices: baseline gpu NVIDIA H100, current gpu NVIDIA A100"
+    assert compatibility_problems(base, base, nvml, {"gpus": [{"index": 1, "name": "NVIDIA H100"}]}) == []
+    assert compatibility_problems(base, base, nvml, {"meter": "rapl", "zones": []}) == []  # nothing to compare

@@ -1,0 +1,138 @@
+"""The study's session state: options resolved, data, pretrained and compressed models cached for the tests.
+
+Benchmarks run model by model (train group, then inference group), so the caches keep one model at a time:
+moving on to the next model frees the previous one's copies (vgg16 alone is 0.5 GB per copy).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+from . import zoo
+from .data import DataSource
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Validated study options (pure Python; built at pytest_configure)."""
+
+    profile: Profile
+    models: Tuple[str, ...]
+    compressors: Tuple[Any, ...]  # energy_bench.compress.Spec
+    data: DataSource
+    weights: Optional[str]  # None = the profile's default
+
+    @property
+    def weights_source(self) -> str:
+        return self.weights or self.profile.weights
+
+
+@dataclass
+class Compressed:
+    """A compressed model ready to copy, its training dtype and the facts recorded in extra_info."""
+
+    model: Any
+    dtype: Any
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+class Study:
+    def __init__(self, config: StudyConfig, device: Any) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.device = device
+        self._data: Dict[int, Any] = {}
+        self._pretrained: Dict[str, Tuple[Any, Dict[str, Any]]] = {}
+        self._compressed: Dict[Tuple[str, str], Compressed] = {}
+
+    # --- inputs ---------------------------------------------------------------------------------------------------
+    def image_size(self, name: str) -> int:
+        return zoo.input_size(name, self.profile.image_size)
+
+    def data(self, name: str) -> Any:
+        from .data import load_data
+
+        size = self.image_size(name)
+        if size not in self._data:
+            self._data[size] = load_data(self.config.data, size, seed=self.profile.seed,
+                                         test_fraction=self.profile.test_fraction,
+                                         num_workers=self.profile.num_workers)
+        return self._data[size]
+
+    def _focus(self, name: str) -> None:
+        """Drop cached models of every other model (tests run model by model)."""
+        for key in [k for k in self._pretrained if k != name]:
+            del self._pretrained[key]
+        for key in [k for k in self._compressed if k[0] != name]:
+            del self._compressed[key]
+
+    def pretrained(self, name: str) -> Tuple[Any, Dict[str, Any]]:
+        """The session's pretrained ``name`` (do not train it: copy it) and where its weights came from."""
+        from .weights import load_pretrained
+
+        self._focus(name)
+        if name not in self._pretrained:
+            self._pretrained[name] = load_pretrained(
+                name, self.config.weights_source, data=self.data(name), image_size=self.image_size(name),
+                seed=self.profile.seed, profile=self.profile, device=self.device)
+        return self._pretrained[name]
+
+    # --- work -----------------------------------------------------------------------------------------------------
+    def evaluate(self, model: Any, name: str, dtype: Any = None) -> float:
+        from .train import evaluate
+
+        return evaluate(model, self.data(name), device=self.device, limit=self.profile.test_samples,
+                        batch_size=self.profile.eval_batch_size, dtype=dtype)
+
+    def trainer(self, model: Any, name: str, dtype: Any = None) -> Any:
+        import torch
+
+        from .train import Trainer
+
+        torch.manual_seed(self.profile.seed)
+        p = self.profile
+        return Trainer(model, self.data(name), device=self.device, batch_size=p.batch_size, optimizer=p.optimizer,
+                       lr=p.lr, weight_decay=p.weight_decay, steps=p.steps_per_round, dtype=dtype, seed=p.seed)
+
+    def compressed(self, name: str, spec: Any) -> Compressed:
+        """``name`` compressed by ``spec`` (cached per session), with its stats for the record."""
+        from energy_bench import compress
+        from energy_bench.compress import stats
+
+        self._focus(name)
+        key = (name, spec.text)
+        if key not in self._compressed:
+            base, weights_info = self.pretrained(name)
+            data = self.data(name)
+            example = data.example_input(2).to(self.device)
+            start = time.perf_counter()
+            result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name),
+                                    example_input=example)
+            seconds = time.perf_counter() - start
+            model = result.model.to(self.device)
+            one = example[:1]
+            info = {
+                "model": name,
+                "compressor": spec.text,
+                "compressor_details": result.details,
+                "compress_seconds": round(seconds, 3),
+                "params": stats.count_parameters(model),
+                "nonzero_params": stats.count_nonzero(model),
+                "multiply_adds": stats.multiply_adds(model, one),
+                "dtype": str(result.dtype).replace("torch.", ""),
+                "weight_bytes": stats.weight_bytes(model, result.dtype),
+                "weights": weights_info,
+                "data": data.source.label,
+                "image_size": data.image_size,
+                "profile": self.profile.name,
+                "device": str(self.device),
+            }
+            self._compressed[key] = Compressed(model, result.dtype, info)
+        return self._compressed[key]
+
+    def fresh_copy(self, compressed: Compressed) -> Any:
+        return copy.deepcopy(compressed.model)
