@@ -62,11 +62,14 @@ def make_parser() -> argparse.ArgumentParser:
     compare.add_argument("--history", action="store_true",
                          help="each benchmark's trend over all saved runs (or the RUNs given), in commit order")
 
+    compare.set_defaults(subparser=compare)
+
     report = commands.add_parser("report", help="energy table of one saved run")
     report.add_argument("run", nargs="?", default="latest", metavar="RUN",
                         help="run number, JSON file or commit prefix (default: the latest on this machine)")
     _add_storage(report)
     report.add_argument("--format", choices=formats.FORMATS, default="table", help="output format (default table)")
+    report.set_defaults(subparser=report)
 
     fetch = commands.add_parser("fetch-weights", help="download the study's pretrained weights into the cache")
     fetch.add_argument("models", nargs="*", metavar="MODEL", help="model names (default: all nine)")
@@ -85,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "fetch-weights":
         return _fetch_weights(args.models)
+    parser = args.subparser  # errors show the subcommand's usage
     try:
         storage = Storage.from_uri(args.storage, args.machine_id)
     except ValueError as exc:
@@ -162,10 +166,10 @@ def _notes(runs: list[SavedRun]) -> list[str]:
 
 
 def _fetch_weights(models: list[str]) -> int:
-    from energy_bench.study.weights import fetch_weights  # lazy: pulls in torchvision
+    from energy_bench.study import weights, zoo  # lazy: only this command needs the study
 
     try:
-        paths = fetch_weights(models or None)
+        paths = weights.fetch_weights(models or list(zoo.MODEL_NAMES))
     except (ValueError, LookupError, OSError, RuntimeError) as exc:
         print(f"energy-bench fetch-weights: {exc}", file=sys.stderr)
         return 1

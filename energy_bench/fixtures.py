@@ -52,9 +52,11 @@ def measure_idle(session: EnergySession, meter: Meter) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # A meter asked for by name, or GPUs picked by index, must work: say why not before any test runs.
+    # With --benchmark-compare, pytest-benchmark reads machine_info now (after this hook): describe the meter.
     config.stash[USAGE_ERRORS_KEY] = []
     settings = get_session(config).settings
-    if settings.meter != "auto" or settings.gpus is not None:
+    comparing = bool(config.getoption("benchmark_compare", None))
+    if settings.meter != "auto" or settings.gpus is not None or comparing:
         build_meter(config)
 
 
@@ -125,7 +127,8 @@ class EnergyFixture:
 
         def setup():
             # Outside pytest-benchmark's timer: the meter's own cost does not inflate the time.
-            measured = state["round"] >= warmup_rounds
+            # Warmup rounds come first; --benchmark-cprofile runs the target once more after the rounds.
+            measured = warmup_rounds <= state["round"] < warmup_rounds + rounds
             state["round"] += 1
             state["mark"] = None
             if measured and state["error"] is None:

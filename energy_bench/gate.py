@@ -123,6 +123,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     energy_session = get_session(config)
     baseline = gate.baseline
     current = current_records(config)
+    if not current:
+        write(f"energy-bench: nothing compared with {baseline.label}: no benchmark ran")
+        return
     limits = ", ".join(str(t) for t in gate.thresholds)
     header = f"energy-bench: compared with {baseline.label} ({limits}; one-sided Mann-Whitney U, alpha {ALPHA:g})"
 

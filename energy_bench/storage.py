@@ -273,10 +273,9 @@ class Storage:
         return self._find_commit(spec)
 
     def _find_commit(self, prefix: str) -> Path:
-        """The newest run of this machine whose commit id starts with ``prefix`` (file name or commit_info)."""
+        """The newest run of this machine whose file name, or commit id, starts with ``prefix``."""
         for path in reversed(self.run_files()):
-            name_commit = path.name[5:]
-            if name_commit.startswith(prefix):
+            if path.name.startswith(prefix) or path.name[5:].startswith(prefix):  # 0003_abc or abc
                 return path
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))

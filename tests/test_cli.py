@@ -169,3 +169,30 @@ def test_report(storage, capsys, fmt):
     code = main(["report", "--machine-id", MACHINE, "--storage", str(storage), "--format", fmt])
     out = capsys.readouterr().out
     assert code == 0 and "t.py::big" in out and "1300" in out
+
+
+def test_fetch_weights_delegates_to_the_study(monkeypatch, capsys):
+    from energy_bench.study import weights, zoo
+
+    asked = []
+    monkeypatch.setattr(weights, "fetch_weights", lambda names: asked.append(list(names)) or [f"/cache/{n}.pth" for n in names])
+    assert main(["fetch-weights", "resnet18"]) == 0
+    assert capsys.readouterr().out == "/cache/resnet18.pth\n"
+    assert main(["fetch-weights"]) == 0 and asked[-1] == list(zoo.MODEL_NAMES)
+
+
+def test_fetch_weights_error_is_one_line(monkeypatch, capsys):
+    from energy_bench.study import weights
+
+    def offline(names):
+        raise OSError("no network: <urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(weights, "fetch_weights", offline)
+    assert main(["fetch-weights", "resnet18"]) == 1
+    assert capsys.readouterr().err.startswith("energy-bench fetch-weights: no network")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2 and "COMMAND" in capsys.readouterr().err

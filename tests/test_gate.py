@@ -221,6 +221,13 @@ def test_no_saved_run_is_a_usage_error(project, monkeypatch):
     result.stderr.fnmatch_lines(["ERROR: --energy-compare: no saved run in * (save one with --benchmark-autosave)"])
 
 
+def test_nothing_ran(project, monkeypatch):
+    run(project, monkeypatch, "--benchmark-autosave")
+    result = run(project, monkeypatch, *GATE, "-k", "no_such_test")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["energy-bench: nothing compared with 0001_*: no benchmark ran"])
+
+
 def test_ini_threshold(project, monkeypatch):
     project.makeini("[pytest]\nenergy_compare_fail = joules:5%\n")
     run(project, monkeypatch, "--benchmark-autosave")

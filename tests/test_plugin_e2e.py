@@ -118,6 +118,14 @@ def test_benchmark_disable_just_runs_the_code(pytester: pytest.Pytester) -> None
     assert "energy per round" not in result.stdout.str()
 
 
+def test_cprofile_run_is_not_counted_as_a_round(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ENERGY_TEST)
+    result = run(pytester, "--benchmark-json=out.json", "--benchmark-cprofile=tottime")
+    assert result.ret == 0, result.stdout.str()
+    benches, _ = benchmarks_by_name(pytester.path / "out.json")
+    assert benches["test_measured"]["extra_info"]["energy"]["joules"]["rounds"] == 4
+
+
 def test_meter_failure_mid_window_marks_only_that_benchmark(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("""
         import pytest

@@ -127,6 +127,7 @@ def test_storage_find(tmp_path):
     assert storage.find("1") == first and storage.find("0002") == second
     assert storage.find("aaaa") == first  # commit prefix in the file name
     assert storage.find("bbbb333") == second  # commit prefix from commit_info
+    assert storage.find("0002_na") == second  # file name prefix
     assert storage.find(str(first)) == first
     with pytest.raises(RunNotFound, match="no run number 0007"):
         storage.find("7")
