@@ -24,9 +24,9 @@ def test_train(study, study_model, study_compressor, compressed_model, energy, b
     benchmark.group = study_model
     _describe(benchmark, compressed_model)
     model = study.fresh_copy(compressed_model)
-    trainer = study.trainer(model, study_model, dtype=compressed_model.dtype)
+    trainer = study.trainer(model, study_model, dtype=study.train_dtype(compressed_model))
     energy(trainer.train_one_round, rounds=study.profile.rounds, warmup_rounds=0)
-    accuracy = study.evaluate(model, study_model, dtype=compressed_model.dtype)
+    accuracy = study.evaluate(model, study_model, dtype=study.train_dtype(compressed_model))
     energy.record(accuracy=accuracy, loss=trainer.last_loss, rounds_trained=trainer.rounds_done,
                   samples_per_round=len(trainer.order(0)))
 
@@ -37,7 +37,7 @@ def test_inference(study, study_model, study_compressor, compressed_model, energ
     profile = study.profile
     run = functools.partial(train.infer, compressed_model.model, study.data(study_model), device=study.device,
                             samples=profile.inference_samples, batch_size=profile.eval_batch_size,
-                            dtype=compressed_model.dtype)
+                            dtype=study.train_dtype(compressed_model))
     energy(run, rounds=profile.inference_rounds, warmup_rounds=1)
     record = benchmark.extra_info.get("energy", {})
     more = {"images_per_round": profile.inference_samples}

@@ -69,9 +69,12 @@ class Threshold:
         sign = 1.0 if METRICS[self.metric].higher_is_worse else -1.0
         if self.unit == "pt":
             return sign * (current - baseline) * 100.0
+        difference = current - baseline
         with np.errstate(divide="ignore", invalid="ignore"):
-            relative = np.where(baseline != 0, current / np.where(baseline != 0, baseline, 1.0) - 1.0,
-                                np.where(current == baseline, 0.0, np.inf * np.sign(current - baseline)))
+            relative = difference / np.abs(baseline)
+        # A zero baseline: no change is 0%, any change is infinitely far (never NaN).
+        relative = np.where(baseline == 0, np.sign(difference) * np.inf, relative)
+        relative = np.where(difference == 0, 0.0, relative)
         return sign * relative * 100.0
 
 

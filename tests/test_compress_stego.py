@@ -171,3 +171,8 @@ def test_failing_narrow_format_falls_back_to_a_wider_one():
     assert result.dtype == torch.float32 and result.details["accuracy"] == 0.0
     searched = apply(model, "stego:tolerance=0", eval_fn=exact)
     assert searched.details["truncated_bits"] <= 13 and searched.details["accuracy"] == 1.0
+
+
+def test_non_float32_parameters_are_a_clear_error():
+    with pytest.raises(ValueError, match="float32 parameters.*float64"):
+        apply(nn.Linear(2, 2).double(), "stego:bits=3")

@@ -14,8 +14,6 @@ import pytest
 
 from energy_bench.meters import MeterUnavailable, select_meter
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 BASE = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--energy-meter=estimate", "--benchmark-max-time=0.05")
 
 ENERGY_TEST = """
@@ -86,6 +84,49 @@ def test_json_record_table_and_plain_benchmark(pytester: pytest.Pytester) -> Non
         "~ estimated from CPU time x 10 W/core, not measured",
     ])
     assert "test_plain " not in result.stdout.str().split("energy per round")[1]
+
+
+def test_each_measured_round_gets_its_own_window_and_warmups_none(pytester: pytest.Pytester) -> None:
+    # A fake meter whose n-th window reads n joules over n seconds: the data shows which windows were kept.
+    pytester.makeconftest("""
+        import pytest
+        from energy_bench.meters import Meter, Reading, Source
+
+        class CountingMeter(Meter):
+            name = "counting"
+
+            def __init__(self):
+                self.opened = 0
+
+            def begin(self):
+                self.opened += 1
+                return self.opened
+
+            def end(self, mark):
+                note = ("window too short",) if mark == 1 else ()
+                return Reading({"gpu0": float(mark), "cpu": 0.5}, float(mark), Source.MEASURED, self.name, note)
+
+        @pytest.fixture(scope="session")
+        def energy_meter():
+            return CountingMeter()
+    """)
+    pytester.makepyfile("""
+        def test_rounds(energy, energy_meter):
+            calls = []
+            assert energy(calls.append, "x", rounds=3, warmup_rounds=2) is None
+            assert len(calls) == 5 and energy_meter.opened == 3
+    """)
+    result = run(pytester, "--benchmark-json=out.json")
+    assert result.ret == 0, result.stdout.str()
+    benches, _ = benchmarks_by_name(pytester.path / "out.json")
+    record = benches["test_rounds"]["extra_info"]["energy"]
+    assert record["joules"]["data"] == [1.5, 2.5, 3.5]
+    assert record["seconds"]["data"] == [1.0, 2.0, 3.0]
+    assert record["domains"] == {"cpu": 0.5, "gpu0": 2.0}
+    assert record["mean_watts"] == pytest.approx(7.5 / 6.0)
+    assert (record["source"], record["meter"], record["warnings"]) == ("measured", "counting", ["window too short"])
+    result.stdout.fnmatch_lines(["test_rounds * 2.5 +- 1 * 1.25 * measured"])
+    assert "estimated from CPU time" not in result.stdout.str()
 
 
 def test_autosave_and_pytest_benchmark_compare_cli(pytester: pytest.Pytester) -> None:

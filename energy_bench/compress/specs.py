@@ -27,9 +27,9 @@ class Param:
         try:
             value = self.kind(raw) if self.kind is float else _parse_int(raw)
         except ValueError:
+            kind = "a number" if self.kind is float else "an integer"
             raise ValueError(
-                f"compressor {compressor!r}: {self.name}={raw!r} is not {'a number' if self.kind is float else 'an integer'}"
-                f" (expected {self.describe})"
+                f"compressor {compressor!r}: {self.name}={raw!r} is not {kind} (expected {self.describe})"
             ) from None
         if isinstance(value, float) and not math.isfinite(value) or not self.check(value):
             raise ValueError(f"compressor {compressor!r}: {self.name}={raw} is out of range (expected {self.describe})")

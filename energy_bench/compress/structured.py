@@ -76,8 +76,9 @@ def prune_structured(model: nn.Module, params, *, eval_fn=None, example_input=No
             ignored_layers=ignored,
         )
         pruner.step()
-    if _output_shape(model, example_input) != shape:
-        raise RuntimeError(f"prune-structured changed the output shape {shape} -> {_output_shape(model, example_input)}")
+    pruned_shape = _output_shape(model, example_input)
+    if pruned_shape != shape:
+        raise RuntimeError(f"prune-structured changed the output shape {shape} -> {pruned_shape}")
     details = {
         "amount": amount,
         "importance": "L1 magnitude per channel (torch-pruning MagnitudeImportance p=1), per-layer ratio",

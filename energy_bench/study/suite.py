@@ -7,6 +7,9 @@ moving on to the next model frees the previous one's copies (vgg16 alone is 0.5 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
@@ -88,6 +91,12 @@ class Study:
         return evaluate(model, self.data(name), device=self.device, limit=self.profile.test_samples,
                         batch_size=self.profile.eval_batch_size, dtype=dtype)
 
+    def train_dtype(self, compressed: Compressed) -> Any:
+        """The dtype training and inference really run in (see train.training_dtype)."""
+        from .train import training_dtype
+
+        return training_dtype(self.device, compressed.dtype)[0]
+
     def trainer(self, model: Any, name: str, dtype: Any = None) -> Any:
         import torch
 
@@ -100,8 +109,9 @@ class Study:
 
     def compressed(self, name: str, spec: Any) -> Compressed:
         """``name`` compressed by ``spec`` (cached per session), with its stats for the record."""
-        from energy_bench import compress
         from energy_bench.compress import stats
+
+        from .train import training_dtype
 
         self._focus(name)
         key = (name, spec.text)
@@ -109,10 +119,7 @@ class Study:
             base, weights_info = self.pretrained(name)
             data = self.data(name)
             example = data.example_input(2).to(self.device)
-            start = time.perf_counter()
-            result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name),
-                                    example_input=example)
-            seconds = time.perf_counter() - start
+            result, seconds, cached = self._compress(name, spec, base, weights_info, example)
             model = result.model.to(self.device)
             one = example[:1]
             info = {
@@ -120,10 +127,12 @@ class Study:
                 "compressor": spec.text,
                 "compressor_details": result.details,
                 "compress_seconds": round(seconds, 3),
+                "compress_cached": cached,
                 "params": stats.count_parameters(model),
                 "nonzero_params": stats.count_nonzero(model),
                 "multiply_adds": stats.multiply_adds(model, one),
                 "dtype": str(result.dtype).replace("torch.", ""),
+                "train_dtype": training_dtype(self.device, result.dtype)[1],
                 "weight_bytes": stats.weight_bytes(model, result.dtype),
                 "weights": weights_info,
                 "data": data.source.label,
@@ -133,6 +142,47 @@ class Study:
             }
             self._compressed[key] = Compressed(model, result.dtype, info)
         return self._compressed[key]
+
+    def _compress(self, name: str, spec: Any, base: Any, weights_info: Dict[str, Any], example: Any
+                  ) -> Tuple[Any, float, bool]:
+        """compress.apply, cached on disk for warm runs: stego's capacity search alone is several evaluations."""
+        import torch
+
+        from energy_bench import compress
+
+        path = self._compressed_cache_path(name, spec, weights_info)
+        if path is not None and path.exists():
+            try:
+                saved = torch.load(path, map_location=self.device, weights_only=False)  # our own pickled module
+                result = compress.CompressionResult(saved["model"], saved["details"], saved["dtype"], spec)
+                return result, saved["seconds"], True
+            except Exception:  # stale or partial file (e.g. another torch version): recompute
+                pass
+        start = time.perf_counter()
+        result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name), example_input=example)
+        seconds = time.perf_counter() - start
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"model": result.model, "details": result.details, "dtype": result.dtype,
+                        "seconds": seconds}, tmp)
+            os.replace(tmp, path)
+        return result, seconds, False
+
+    def _compressed_cache_path(self, name: str, spec: Any, weights_info: Dict[str, Any]) -> Optional[Any]:
+        """A file per (weights, spec, data, evaluation set): only for weights that are themselves reproducible."""
+        import torch
+
+        from .weights import cache_dir
+
+        if weights_info.get("source") not in ("self", "pretrained"):
+            return None
+        ident = {"weights": {k: weights_info.get(k) for k in ("source", "cache_key", "weights", "path")},
+                 "spec": spec.text, "data": self.config.data.label, "size": self.image_size(name),
+                 "test": self.profile.test_samples, "seed": self.profile.seed, "torch": torch.__version__}
+        digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+        safe = "".join(c if c.isalnum() else "_" for c in spec.text)
+        return cache_dir() / "compressed" / f"{name}-{safe}-{digest}.pt"
 
     def fresh_copy(self, compressed: Compressed) -> Any:
         return copy.deepcopy(compressed.model)
