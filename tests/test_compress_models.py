@@ -1,5 +1,7 @@
 """Every compressor on real torchvision architectures at small input sizes (random weights)."""
 
+import json
+
 import pytest
 import torch
 import torchvision
@@ -35,6 +37,7 @@ def test_compressor_on_torchvision_model(model_name, compressor):
         assert result.model(x).shape == (4, 10)
     assert result.model is not model
     assert result.spec.name == compressor and isinstance(result.dtype, torch.dtype)
+    assert json.loads(json.dumps(result.details)) == result.details  # plain JSON for extra_info
     if "multiply_adds" in result.details:
         assert result.details["multiply_adds"] < result.details["multiply_adds_before"]
     if compressor == "stego":
