@@ -113,7 +113,7 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
         rows.append({"benchmark": name, "run": report.baseline.label, **_metric_fields(base_record),
                      "joules_ratio": 1.0 if base_record and base_record.joules else None,
                      "time_ratio": 1.0 if base_record and base_record.time else None,
-                     "accuracy_change_pt": None,
+                     "accuracy_change_pt": None, "joules_p": None, "time_p": None,
                      "verdict": "baseline" if base_record else "absent", "notes": ""})
         for run, comparisons in zip(report.runs[1:], by_run):
             comparison = comparisons.get(name)
@@ -124,6 +124,8 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
                 "joules_ratio": metrics["joules"].ratio if "joules" in metrics else None,
                 "time_ratio": metrics["time"].ratio if "time" in metrics else None,
                 "accuracy_change_pt": metrics["accuracy"].change_points if "accuracy" in metrics else None,
+                "joules_p": metrics["joules"].p_worse if "joules" in metrics else None,
+                "time_p": metrics["time"].p_worse if "time" in metrics else None,
                 "verdict": comparison.verdict if comparison else "absent",
                 "notes": "; ".join(comparison.notes) if comparison else "",
             })

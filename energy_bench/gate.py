@@ -135,7 +135,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write(f"energy-bench: refusing to compare with {baseline.label}: {'; '.join(problems)} "
               "(pass --energy-compare-force to compare anyway)", red=True, bold=True)
         for name in current:
-            energy_session.comparison[name] = {"verdict": "refused"}
+            energy_session.comparison[name] = {"baseline J": "", "change": "", "accuracy change": "",
+                                               "verdict": "refused"}
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return

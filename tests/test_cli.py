@@ -90,6 +90,8 @@ def test_json(storage, capsys):
     assert data["thresholds"] == ["joules:5%"] and len(data["regressions"]) == 1
     small = [r for r in data["rows"] if r["benchmark"] == "t.py::small" and r["run"] == "0002_bbb222"][0]
     assert small["verdict"] == "ok" and small["joules_ratio"] == pytest.approx(1.005)
+    big = [r for r in data["rows"] if r["benchmark"] == "t.py::big" and r["run"] == "0002_bbb222"][0]
+    assert big["joules_p"] == pytest.approx(1 / 252) and big["verdict"] == "REGRESSION"
 
 
 def test_runs_by_number_path_and_commit(storage, capsys):

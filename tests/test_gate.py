@@ -195,6 +195,7 @@ def test_measured_vs_estimated_refused_unless_forced(project, monkeypatch):
     assert result.ret == 4
     result.stdout.fnmatch_lines(["energy-bench: refusing to compare with 0001_*: baseline energy is measured "
                                  "(nvml-counter), current is estimated (estimate) (pass --energy-compare-force*"])
+    assert {c["verdict"] for c in columns(result).values()} == {"refused"}
     result = run(project, monkeypatch, *GATE, "--energy-compare-force", SOURCE="estimated", METER="estimate")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["  note: forced despite: baseline energy is measured*"])

@@ -142,9 +142,37 @@ def infer(model: torch.nn.Module, data: StudyData, *, device: torch.device, samp
     return samples
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, data: StudyData, *, device: torch.device, samples: int = 512,
+                          batch_size: int = 64) -> int:
+    """Recompute BatchNorm running statistics as exact averages over ``samples`` train images.
+
+    After a short from-scratch run the running averages lag far behind weights that moved fast (googlenet on
+    digits: 0.90 accuracy with batch statistics, 0.32 with the running ones); this closes that gap.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    n = min(samples, len(data.train))
+    for images, _ in data.batches("train", range(n), batch_size):
+        model(images.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return len(norms)
+
+
 def pretrain(model: torch.nn.Module, data: StudyData, *, device: torch.device, steps: int, batch_size: int,
              optimizer: str, lr: float, weight_decay: float = 0.0, seed: int = 0) -> float:
     """Train from scratch for ``steps`` batches (the ``self`` weights); returns the last round's loss."""
     trainer = Trainer(model, data, device=device, batch_size=batch_size, optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, steps=steps, seed=seed + 7919)  # an order unlike fine-tuning's
-    return trainer.train_one_round()
+    loss = trainer.train_one_round()
+    recalibrate_batchnorm(model, data, device=device)
+    return loss

@@ -175,7 +175,7 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
 
     from . import train
 
-    recipe = f"{profile.pretrain_optimizer}{profile.pretrain_lr:g}-{profile.pretrain_steps}x{profile.batch_size}"
+    recipe = f"{profile.pretrain_optimizer}{profile.pretrain_lr:g}-{profile.pretrain_steps}x{profile.batch_size}-bn"
     key = self_cache_key(name, data.source.label, image_size, seed, recipe)
     path = (cache or cache_dir()) / "weights" / f"{key}.pt"
     torch.manual_seed(seed)

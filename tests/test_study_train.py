@@ -1,0 +1,77 @@
+"""Training loop: deterministic order, one round = the profile's steps, evaluation, dtype choice."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from energy_bench.study import data, train, zoo
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_data("digits", 16)
+
+
+def _trainer(digits, seed=0, steps=2):
+    torch.manual_seed(0)
+    model = zoo.build_model("resnet18", digits.num_classes, 16)
+    return train.Trainer(model, digits, device=CPU, batch_size=4, optimizer="sgd", lr=0.01, weight_decay=0.0,
+                         steps=steps, seed=seed)
+
+
+def test_rounds_are_deterministic_and_sized(digits):
+    a, b, c = _trainer(digits), _trainer(digits), _trainer(digits, seed=1)
+    assert a.order(0) == b.order(0) and a.order(0) != a.order(1) and a.order(0) != c.order(0)
+    assert len(a.order(0)) == 8
+    assert a.train_one_round() == b.train_one_round()
+    assert a.rounds_done == 1
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+
+
+def test_whole_epoch_round_covers_the_train_split(digits):
+    t = _trainer(digits, steps=None)
+    assert sorted(t.order(0)) == list(range(len(digits.train)))
+
+
+def test_evaluate_counts_correct_answers(digits):
+    class Oracle(torch.nn.Module):  # answers the label hidden in the image: always right
+        def forward(self, x):
+            return torch.nn.functional.one_hot(self.labels[: len(x)], 10).float()
+
+    oracle = Oracle()
+    oracle.labels = digits.test.tensors[1][:10]
+    assert train.evaluate(oracle, digits, device=CPU, limit=10, batch_size=10) == 1.0
+    oracle.labels = (digits.test.tensors[1][:10] + 1) % 10
+    assert train.evaluate(oracle, digits, device=CPU, limit=10, batch_size=10) == 0.0
+
+
+def test_training_dtype_on_cpu(monkeypatch):
+    assert train.training_dtype(CPU, torch.float32)[0] == torch.float32
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2"})
+    dtype, note = train.training_dtype(CPU, torch.bfloat16)
+    assert dtype == torch.float32 and "no native bfloat16" in note
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512_bf16"})
+    assert train.training_dtype(CPU, torch.bfloat16) == (torch.bfloat16, "autocast bfloat16, fp32 master weights")
+
+
+def test_bfloat16_autocast_round_runs(digits):
+    t = _trainer(digits, steps=1)
+    t.dtype = torch.bfloat16
+    before = t.model.fc.weight.detach().clone()
+    loss = t.train_one_round()
+    assert loss == loss and t.model.fc.weight.dtype == torch.float32  # fp32 master weights, updated
+    assert not torch.equal(before, t.model.fc.weight)
+
+
+def test_batchnorm_recalibration_matches_batch_statistics(digits):
+    torch.manual_seed(0)
+    model = zoo.build_model("resnet18", 10, 16)
+    assert train.recalibrate_batchnorm(model, digits, device=CPU, samples=64, batch_size=64) == 20
+    images = digits.train.tensors[0][:64]
+    expected = model.conv1(images).mean(dim=(0, 2, 3))
+    assert torch.allclose(model.bn1.running_mean, expected, atol=1e-4)
