@@ -65,3 +65,17 @@ def test_models_build_at_their_minimum_size(name):
     with torch.no_grad():
         assert model(torch.zeros(1, 3, size, size)).shape == (1, 7)
     assert zoo.head_module(name, model).out_features == 7
+
+
+def test_missing_pretrained_weights_skip_with_the_file_name(pytester, monkeypatch, tmp_path):
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("ENERGY_BENCH_OFFLINE", "1")
+    pytester.makepyfile("""
+        def test_uses_weights(pretrained_model):
+            raise AssertionError("not reached")
+    """)
+    result = pytester.runpytest("-rs", "--energy-models=alexnet", "--energy-weights=pretrained",
+                                "--energy-device=cpu")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*alexnet-owt-7be5be79.pth is missing*energy-bench fetch-weights alexnet*"])
