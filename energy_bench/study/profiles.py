@@ -6,7 +6,7 @@ Pure Python (no torch) so options can be validated at configure time.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Profile:
     pretrain_steps: int  # --energy-weights=self: optimizer steps of from-scratch pretraining
     pretrain_optimizer: str
     pretrain_lr: float
+    # models that need another pretraining lr (no BatchNorm: alexnet, vgg16; vit_b_16): ((name, lr), ...)
+    pretrain_lr_overrides: Tuple[Tuple[str, float], ...] = ()
     seed: int = 0
     test_fraction: float = 0.2  # held-out share of the data set
     num_workers: int = 0  # DataLoader workers for image folders / torchvision data sets
@@ -38,6 +40,7 @@ PROFILES: Dict[str, Profile] = {
         eval_batch_size=128, test_samples=128, inference_samples=128, inference_rounds=3,
         optimizer="adamw", lr=1e-4, weight_decay=0.01,
         pretrain_steps=40, pretrain_optimizer="adamw", pretrain_lr=1e-3,
+        pretrain_lr_overrides=(("alexnet", 1e-4), ("vit_b_16", 1e-4), ("vgg16", 1e-4)),
     ),
     "paper": Profile(
         name="paper", image_size=224, weights="pretrained", rounds=5, steps_per_round=None, batch_size=32,
@@ -46,6 +49,11 @@ PROFILES: Dict[str, Profile] = {
         pretrain_steps=2000, pretrain_optimizer="sgd", pretrain_lr=0.01, num_workers=4,
     ),
 }
+
+
+def pretrain_lr(profile: Profile, model: str) -> float:
+    """The ``self`` pretraining learning rate for ``model`` under ``profile``."""
+    return dict(profile.pretrain_lr_overrides).get(model, profile.pretrain_lr)
 
 
 def get_profile(name: Optional[str], *, epochs: Optional[str] = None, batch_size: Optional[str] = None) -> Profile:

@@ -19,6 +19,10 @@ from .data import DataSource
 from .profiles import Profile
 
 
+# Compressions quicker than this are redone rather than stored: loading a pickled vgg16 takes about a second.
+CACHE_MIN_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Validated study options (pure Python; built at pytest_configure)."""
@@ -161,7 +165,7 @@ class Study:
         start = time.perf_counter()
         result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name), example_input=example)
         seconds = time.perf_counter() - start
-        if path is not None:
+        if path is not None and seconds >= CACHE_MIN_SECONDS:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             torch.save({"model": result.model, "details": result.details, "dtype": result.dtype,

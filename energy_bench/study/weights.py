@@ -175,7 +175,10 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
 
     from . import train
 
-    recipe = f"{profile.pretrain_optimizer}{profile.pretrain_lr:g}-{profile.pretrain_steps}x{profile.batch_size}-bn"
+    from .profiles import pretrain_lr
+
+    lr = pretrain_lr(profile, name)
+    recipe = f"{profile.pretrain_optimizer}{lr:g}-{profile.pretrain_steps}x{profile.batch_size}-bn"
     key = self_cache_key(name, data.source.label, image_size, seed, recipe)
     path = (cache or cache_dir()) / "weights" / f"{key}.pt"
     torch.manual_seed(seed)
@@ -186,7 +189,7 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
         return model, {**info, "cached": True}
     start = time.perf_counter()
     loss = train.pretrain(model, data, device=device, steps=profile.pretrain_steps, batch_size=profile.batch_size,
-                          optimizer=profile.pretrain_optimizer, lr=profile.pretrain_lr, seed=seed)
+                          optimizer=profile.pretrain_optimizer, lr=lr, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
