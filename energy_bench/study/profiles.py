@@ -29,6 +29,8 @@ class Profile:
     pretrain_lr: float
     # models that need another pretraining lr (no BatchNorm: alexnet, vgg16; vit_b_16): ((name, lr), ...)
     pretrain_lr_overrides: Tuple[Tuple[str, float], ...] = ()
+    # models that need more pretraining steps to learn from scratch: ((name, steps), ...)
+    pretrain_steps_overrides: Tuple[Tuple[str, int], ...] = ()
     seed: int = 0
     test_fraction: float = 0.2  # held-out share of the data set
     num_workers: int = 0  # DataLoader workers for image folders / torchvision data sets
@@ -41,6 +43,8 @@ PROFILES: Dict[str, Profile] = {
         optimizer="adamw", lr=1e-4, weight_decay=0.01,
         pretrain_steps=40, pretrain_optimizer="adamw", pretrain_lr=1e-3,
         pretrain_lr_overrides=(("alexnet", 1e-4), ("vit_b_16", 1e-4), ("vgg16", 1e-4)),
+        # measured on digits: alexnet 0.48 accuracy after 40 steps, 0.86 after 80
+        pretrain_steps_overrides=(("alexnet", 100), ("inception_v3", 80)),
     ),
     "paper": Profile(
         name="paper", image_size=224, weights="pretrained", rounds=5, steps_per_round=None, batch_size=32,
@@ -54,6 +58,11 @@ PROFILES: Dict[str, Profile] = {
 def pretrain_lr(profile: Profile, model: str) -> float:
     """The ``self`` pretraining learning rate for ``model`` under ``profile``."""
     return dict(profile.pretrain_lr_overrides).get(model, profile.pretrain_lr)
+
+
+def pretrain_steps(profile: Profile, model: str) -> int:
+    """The number of ``self`` pretraining steps for ``model`` under ``profile``."""
+    return dict(profile.pretrain_steps_overrides).get(model, profile.pretrain_steps)
 
 
 def get_profile(name: Optional[str], *, epochs: Optional[str] = None, batch_size: Optional[str] = None) -> Profile:

@@ -175,20 +175,21 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
 
     from . import train
 
-    from .profiles import pretrain_lr
+    from .profiles import pretrain_lr, pretrain_steps
 
     lr = pretrain_lr(profile, name)
-    recipe = f"{profile.pretrain_optimizer}{lr:g}-{profile.pretrain_steps}x{profile.batch_size}-bn"
+    steps = pretrain_steps(profile, name)
+    recipe = f"{profile.pretrain_optimizer}{lr:g}-{steps}x{profile.batch_size}-bn"
     key = self_cache_key(name, data.source.label, image_size, seed, recipe)
     path = (cache or cache_dir()) / "weights" / f"{key}.pt"
     torch.manual_seed(seed)
     model = zoo.build_model(name, data.num_classes, image_size)
-    info = {"source": "self", "cache_key": key, "path": str(path), "pretrain_steps": profile.pretrain_steps}
+    info = {"source": "self", "cache_key": key, "path": str(path), "pretrain_steps": steps}
     if path.exists():
         load_state_into(name, model, read_state_dict(path), str(path))
         return model, {**info, "cached": True}
     start = time.perf_counter()
-    loss = train.pretrain(model, data, device=device, steps=profile.pretrain_steps, batch_size=profile.batch_size,
+    loss = train.pretrain(model, data, device=device, steps=steps, batch_size=profile.batch_size,
                           optimizer=profile.pretrain_optimizer, lr=lr, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
