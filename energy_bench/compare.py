@@ -251,7 +251,9 @@ def compare_benchmark(fullname: str, baseline: BenchRecord | None, current: Benc
         base, cur = baseline.samples(metric), current.samples(metric)
         if base is not None and cur is not None:
             result.metrics[metric] = compare_metric(metric, base, cur, by_metric.get(metric), alpha)
-        elif metric in by_metric:
+        elif metric in by_metric and (base is not None or cur is not None):
+            # one side lacks it (e.g. an old baseline); a metric neither run records (inference has no accuracy) is
+            # simply not compared
             missing = "baseline" if base is None else "current run"
             result.notes.append(f"{metric}: not recorded in the {missing}")
     result.notes.extend(sorted({m.note for m in result.metrics.values() if m.note}))

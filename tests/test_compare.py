@@ -181,3 +181,12 @@ def test_compatibility_problems():
     assert problem == "different devices: baseline gpu NVIDIA H100, current gpu NVIDIA A100"
     assert compatibility_problems(base, base, nvml, {"gpus": [{"index": 1, "name": "NVIDIA H100"}]}) == []
     assert compatibility_problems(base, base, nvml, {"meter": "rapl", "zones": []}) == []  # nothing to compare
+
+
+def test_metric_neither_run_records_is_not_noted():
+    # inference benchmarks record no accuracy: gating on accuracy must not add a note to each of them
+    result = compare_benchmark("b", record(), record(), JOULES_ACC)
+    assert result.verdict == "ok"
+    assert not any("accuracy" in n for n in result.notes)
+    one_sided = compare_benchmark("b", record(), record(accuracy=0.9), JOULES_ACC)
+    assert "accuracy: not recorded in the baseline" in one_sided.notes
