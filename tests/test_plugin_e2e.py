@@ -193,7 +193,9 @@ def test_meter_failure_mid_window_marks_only_that_benchmark(pytester: pytest.Pyt
     """)
     result = run(pytester, "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=3, warnings=1)
+    # the warning count is not asserted: a fresh venv adds unrelated ones (assertion rewriting, meter fallback)
+    result.assert_outcomes(passed=3)
+    assert result.stdout.str().count("EnergyBenchWarning: energy of") == 1  # only test_b lost its energy
     benches, _ = benchmarks_by_name(pytester.path / "out.json")
     assert benches["test_b"]["extra_info"]["energy"] == {
         "error": "NVML read failed at window end: GPU is lost", "meter": "estimate", "source": "estimated"}
