@@ -72,8 +72,8 @@ class Threshold:
         difference = current - baseline
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = difference / np.abs(baseline)
-        # A zero baseline: no change is 0%, any change is infinitely far (never NaN).
-        relative = np.where(baseline == 0, np.sign(difference) * np.inf, relative)
+            # A zero baseline: no change is 0%, any change is infinitely far (never NaN).
+            relative = np.where(baseline == 0, np.sign(difference) * np.inf, relative)
         relative = np.where(difference == 0, 0.0, relative)
         return sign * relative * 100.0
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from energy_bench import options
-from energy_bench.compare import (
-    ALPHA, DEFAULT_THRESHOLDS, Threshold, ThresholdError, compare_records, compatibility_problems,
-    parse_thresholds, regression_lines,
-)
-from energy_bench.formats import gate_columns
 from energy_bench.session import get_session
 from energy_bench.storage import BenchRecord, RunLoadError, RunNotFound, SavedRun, Storage, load_run_file, record_from
+
+if TYPE_CHECKING:
+    from energy_bench.compare import Threshold
+
+# energy_bench.compare (numpy, scipy) and formats are imported inside the hooks, only when a comparison is asked
+# for: this module loads in every pytest run that has the plugin installed.
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ def parse_fail_option(config: pytest.Config) -> tuple[Threshold, ...]:
     value = options.get(config, "energy_compare_fail")
     if not value:
         return ()
+    from energy_bench.compare import ThresholdError, parse_thresholds
+
     try:
         return parse_thresholds(value)
     except ThresholdError as exc:
@@ -80,6 +83,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     spec = config.getoption("energy_compare")
     if spec is None or hasattr(config, "workerinput"):  # xdist workers: the controller compares
         return
+    from energy_bench.compare import DEFAULT_THRESHOLDS, parse_thresholds
+
     thresholds = parse_fail_option(config)
     config.stash[GATE_KEY] = Gate(
         baseline=load_baseline(config, spec),
@@ -119,6 +124,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gate = config.stash.get(GATE_KEY, None)
     if gate is None:
         return
+    from energy_bench.compare import ALPHA, compare_records, compatibility_problems, regression_lines
+    from energy_bench.formats import gate_columns
+
     write = _writer(config)
     energy_session = get_session(config)
     baseline = gate.baseline
