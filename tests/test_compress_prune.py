@@ -4,8 +4,10 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
+from torch.nn.utils import prune
 
 from energy_bench.compress import apply
+from energy_bench.compress.prune import l1_mask
 from energy_bench.compress.stats import count_nonzero, count_parameters, multiply_adds, weight_bytes
 
 amounts = st.floats(0.05, 0.95)
@@ -101,3 +103,23 @@ def test_structured_pruning_on_resnet18():
 def test_structured_pruning_needs_an_example_input():
     with pytest.raises(ValueError, match="needs example_input"):
         apply(convnet(4, 4), "prune-structured")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 300), amounts, st.integers(0, 2**31 - 1))
+def test_l1_mask_is_l1_unstructured_mask(numel, amount, seed):
+    weight = torch.randn(numel, generator=torch.Generator().manual_seed(seed))  # no ties: one right answer
+    layer = nn.Linear(numel, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(weight.view(1, -1))
+    prune.l1_unstructured(layer, name="weight", amount=amount)
+    assert torch.equal(l1_mask(weight.view(1, -1), amount), layer.weight_mask)
+
+
+@given(st.integers(0, 40), st.integers(1, 40), amounts)
+def test_l1_mask_prunes_exactly_the_amount_among_ties(zeros, ones, amount):
+    weight = torch.cat([torch.zeros(zeros), torch.ones(ones)])  # many entries tie at the threshold
+    mask = l1_mask(weight, amount)
+    k = round(amount * weight.numel())
+    assert int((mask == 0).sum()) == k
+    assert bool((mask[weight.abs() < weight.abs().kthvalue(max(k, 1)).values] == 0).all())

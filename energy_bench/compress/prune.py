@@ -1,13 +1,14 @@
 """Unstructured L1-magnitude pruning (torch.nn.utils.prune), made permanent.
 
 Per layer: each Conv2d and Linear weight loses the ``amount`` fraction of its entries with the smallest |w|
-(``l1_unstructured``, rounded as torch rounds), then ``prune.remove`` bakes the zeros in. Biases, norms and
+(``l1_unstructured``'s mask and rounding), then ``prune.remove`` bakes the zeros in. Biases, norms and
 attention projections held as raw parameters are left alone. The tensors stay dense, so the model does the same
 work: this is what the study most likely did, and why it saved no energy.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils import prune
 
@@ -17,13 +18,30 @@ from .stats import count_nonzero, count_parameters
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
+def l1_mask(weight: torch.Tensor, amount: float) -> torch.Tensor:
+    """The mask ``prune.l1_unstructured`` makes: zero for the round(amount * n) entries of smallest |w|.
+
+    Found with kthvalue instead of its topk: on vgg16's 102M-entry first Linear layer topk takes 14 s on the
+    2-core VM, kthvalue 3 s. Ties at the threshold are pruned first-come until exactly that many are zero.
+    """
+    magnitude = weight.detach().abs().flatten()
+    k = round(amount * magnitude.numel())  # torch.nn.utils.prune's rounding
+    mask = torch.ones_like(magnitude)
+    if k > 0:
+        threshold = magnitude.kthvalue(k).values
+        mask[magnitude < threshold] = 0
+        ties = (magnitude == threshold).nonzero().flatten()
+        mask[ties[: k - int((magnitude < threshold).sum())]] = 0
+    return mask.view_as(weight)
+
+
 @register("prune")
 def prune_unstructured(model: nn.Module, params, *, eval_fn=None, example_input=None) -> CompressionResult:
     amount = params["amount"]
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, PRUNABLE)]
     pruned = total = 0
     for _, module in layers:
-        prune.l1_unstructured(module, name="weight", amount=amount)
+        prune.custom_from_mask(module, name="weight", mask=l1_mask(module.weight, amount))
         prune.remove(module, "weight")
         weight = module.weight.detach()
         total += weight.numel()
