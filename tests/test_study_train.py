@@ -75,3 +75,55 @@ def test_batchnorm_recalibration_matches_batch_statistics(digits):
     images = digits.train.tensors[0][:64]
     expected = model.conv1(images).mean(dim=(0, 2, 3))
     assert torch.allclose(model.bn1.running_mean, expected, atol=1e-4)
+
+
+def _plain_net():
+    """A small net without normalization layers, initialized too small to pass a signal (like vgg16's start)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Dropout(0.5), torch.nn.Linear(8 * 12 * 12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    for layer in net:
+        if hasattr(layer, "weight"):
+            torch.nn.init.normal_(layer.weight, std=0.01)
+    return net
+
+
+def test_scale_to_unit_variance_gives_every_layer_unit_output_variance(digits):
+    net = _plain_net()
+    images = digits.train.tensors[0][:32]
+    head = net[-1]
+    head_before = head.weight.detach().clone()
+    assert train.scale_to_unit_variance(net, images, skip=head) == 3
+    assert net.training  # mode restored
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.std().item()))
+             for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    net.eval()
+    net(images)
+    for h in hooks:
+        h.remove()
+    assert outputs[:3] == pytest.approx([1.0, 1.0, 1.0], rel=1e-3)
+    assert torch.equal(head.weight, head_before)  # the head is left as built
+
+
+def test_dropout_disabled_restores_the_rates():
+    net = _plain_net()
+    with train.dropout_disabled(net):
+        assert net[5].p == 0.0
+        assert torch.equal(net[5](torch.ones(100)), torch.ones(100))
+    assert net[5].p == 0.5
+
+
+def test_pretrain_scales_a_plain_net_and_keeps_dropout():
+    tiny = data.load_data("digits", 16)
+    net = _plain_net()
+    first = net[0].weight.detach().clone()
+    train.pretrain(net, tiny, device=CPU, steps=1, batch_size=8, optimizer="sgd", lr=0.0, head=net[-1])
+    assert not torch.allclose(net[0].weight, first)  # rescaled (lr 0: no training step moved it)
+    assert net[5].p == 0.5
+    bn_net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                 torch.nn.Linear(4 * 14 * 14, 10))
+    before = bn_net[0].weight.detach().clone()
+    train.pretrain(bn_net, tiny, device=CPU, steps=1, batch_size=8, optimizer="sgd", lr=0.0)
+    assert torch.equal(bn_net[0].weight, before)  # normalized nets are not rescaled

@@ -43,8 +43,10 @@ PROFILES: Dict[str, Profile] = {
         optimizer="adamw", lr=1e-4, weight_decay=0.01,
         pretrain_steps=40, pretrain_optimizer="adamw", pretrain_lr=1e-3,
         pretrain_lr_overrides=(("alexnet", 1e-4), ("vit_b_16", 1e-4), ("vgg16", 1e-4)),
-        # measured on digits: alexnet 0.48 accuracy after 40 steps, 0.86 after 80
-        pretrain_steps_overrides=(("alexnet", 100), ("inception_v3", 80)),
+        # From runs on digits with the r2 pretraining recipe (accuracy on 128 held-out images before and after the
+        # benchmark's 10 fine-tuning steps): at 40 steps these five were still below 0.85.
+        pretrain_steps_overrides=(("resnet50", 60), ("resnet101", 60), ("alexnet", 60), ("inception_v3", 80),
+                                  ("vgg16", 80)),
     ),
     "paper": Profile(
         name="paper", image_size=224, weights="pretrained", rounds=5, steps_per_round=None, batch_size=32,

@@ -1,6 +1,7 @@
 """Fine-tuning and evaluation loops.
 
-Optimizers: AdamW (smoke profile) or SGD with momentum 0.9 (paper profile); cross-entropy loss; no schedule.
+Optimizers: AdamW (smoke profile) or SGD with momentum 0.9 (paper profile), fused kernels on CPU and CUDA;
+cross-entropy loss; no schedule.
 Seeds: ``torch.manual_seed(seed)`` before building anything random, and a per-round ``torch.Generator`` seeded with
 (seed, round) for the order of samples, so two runs see the same batches. A compressed model may ask to train in a
 narrower dtype (stego): the forward/backward pass runs under ``torch.autocast`` in that dtype while the optimizer
@@ -9,19 +10,26 @@ keeps fp32 master weights (float16 on CUDA also uses a GradScaler).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Tuple
 
 import torch
 
 from .data import StudyData
 
 
+# Fused kernels update all parameters in one pass. On CPU the default is a per-parameter loop: measured on the
+# 2-core VM, one AdamW step over vgg16's 138M parameters takes 1.86 s that way and 0.11 s fused (SGD 0.14 vs 0.08).
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = all(p.device.type in FUSED_DEVICES and p.dtype == torch.float32 for p in params) or None
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adamw")
 
 
@@ -168,11 +176,74 @@ def recalibrate_batchnorm(model: torch.nn.Module, data: StudyData, *, device: to
     return len(norms)
 
 
+# Part of the ``self`` weights' cache key: bump it when pretrain() changes what it produces.
+PRETRAIN_RECIPE = "r2"  # r2: dropout off, unit-variance init without normalization layers, fused optimizers
+
+NORMALIZATION_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+@torch.no_grad()
+def scale_to_unit_variance(model: torch.nn.Module, images: torch.Tensor, skip: Optional[torch.nn.Module] = None) -> int:
+    """Data-dependent init (LSUV, Mishkin & Matas 2016, without the orthogonal step): one forward pass of ``images``
+    in which every Conv2d and Linear except ``skip`` is rescaled so that its output has unit variance.
+
+    A deep net without normalization layers (vgg16, alexnet) otherwise starts with a vanishing signal: measured on
+    digits, vgg16 spent its first ~25 AdamW steps at chance and, with dropout off, reached 0.77 after 60 steps;
+    rescaled first, 0.91. Returns how many layers were rescaled.
+    """
+    rescaled = []
+
+    def rescale(layer: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        std = float(output.std())
+        if std <= 0 or layer is skip:
+            return output
+        layer.weight.div_(std)
+        if layer.bias is not None:
+            layer.bias.div_(std)
+        rescaled.append(layer)
+        return output / std  # later layers see the rescaled signal, as they will from now on
+
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [layer.register_forward_hook(rescale) for layer in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return len(rescaled)
+
+
+@contextmanager
+def dropout_disabled(model: torch.nn.Module) -> Iterator[None]:
+    """Dropout off (p=0) inside the block, restored after: a short from-scratch run learns faster without it."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    saved = [m.p for m in layers]
+    for m in layers:
+        m.p = 0.0
+    try:
+        yield
+    finally:
+        for m, p in zip(layers, saved):
+            m.p = p
+
+
 def pretrain(model: torch.nn.Module, data: StudyData, *, device: torch.device, steps: int, batch_size: int,
-             optimizer: str, lr: float, weight_decay: float = 0.0, seed: int = 0) -> float:
-    """Train from scratch for ``steps`` batches (the ``self`` weights); returns the last round's loss."""
+             optimizer: str, lr: float, weight_decay: float = 0.0, seed: int = 0,
+             head: Optional[torch.nn.Module] = None) -> float:
+    """Train from scratch for ``steps`` batches (the ``self`` weights); returns the mean loss.
+
+    Recipe: dropout off; a model without normalization layers first gets ``scale_to_unit_variance`` (on 64 train
+    images, the classification ``head`` left as built); BatchNorm statistics are recomputed at the end.
+    """
     trainer = Trainer(model, data, device=device, batch_size=batch_size, optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, steps=steps, seed=seed + 7919)  # an order unlike fine-tuning's
-    loss = trainer.train_one_round()
+    if not any(isinstance(m, NORMALIZATION_LAYERS) for m in model.modules()):
+        images, _ = next(data.batches("train", range(min(64, len(data.train))), 64))
+        scale_to_unit_variance(model, images.to(device), skip=head)
+    with dropout_disabled(model):
+        loss = trainer.train_one_round()
     recalibrate_batchnorm(model, data, device=device)
     return loss

@@ -179,7 +179,7 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
 
     lr = pretrain_lr(profile, name)
     steps = pretrain_steps(profile, name)
-    recipe = f"{profile.pretrain_optimizer}{lr:g}-{steps}x{profile.batch_size}-bn"
+    recipe = f"{profile.pretrain_optimizer}{lr:g}-{steps}x{profile.batch_size}-{train.PRETRAIN_RECIPE}"
     key = self_cache_key(name, data.source.label, image_size, seed, recipe)
     path = (cache or cache_dir()) / "weights" / f"{key}.pt"
     torch.manual_seed(seed)
@@ -190,7 +190,7 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
         return model, {**info, "cached": True}
     start = time.perf_counter()
     loss = train.pretrain(model, data, device=device, steps=steps, batch_size=profile.batch_size,
-                          optimizer=profile.pretrain_optimizer, lr=lr, seed=seed)
+                          optimizer=profile.pretrain_optimizer, lr=lr, seed=seed, head=zoo.head_module(name, model))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
