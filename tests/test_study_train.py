@@ -127,3 +127,11 @@ def test_pretrain_scales_a_plain_net_and_keeps_dropout():
     before = bn_net[0].weight.detach().clone()
     train.pretrain(bn_net, tiny, device=CPU, steps=1, batch_size=8, optimizer="sgd", lr=0.0)
     assert torch.equal(bn_net[0].weight, before)  # normalized nets are not rescaled
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_optimizers_use_fused_kernels_on_cpu(name):
+    optimizer = train.make_optimizer(torch.nn.Linear(3, 2), name, lr=0.1, weight_decay=0.0)
+    assert optimizer.defaults["fused"] is True
+    double = torch.nn.Linear(3, 2).to(torch.float64)  # not float32: left to PyTorch's default implementation
+    assert not train.make_optimizer(double, name, lr=0.1, weight_decay=0.0).defaults["fused"]
