@@ -107,6 +107,21 @@ def test_scale_to_unit_variance_gives_every_layer_unit_output_variance(digits):
     assert torch.equal(head.weight, head_before)  # the head is left as built
 
 
+def test_scale_to_unit_variance_rescales_a_shared_layer_once():
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.layer(torch.relu(self.layer(x)))
+
+    net = Twice()
+    x = torch.randn(64, 8)
+    assert train.scale_to_unit_variance(net, x) == 1
+    assert net.layer(x).std().item() == pytest.approx(1.0, rel=1e-3)
+
+
 def test_dropout_disabled_restores_the_rates():
     net = _plain_net()
     with train.dropout_disabled(net):

@@ -195,7 +195,7 @@ def scale_to_unit_variance(model: torch.nn.Module, images: torch.Tensor, skip: O
 
     def rescale(layer: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
         std = float(output.std())
-        if std <= 0 or layer is skip:
+        if std <= 0 or layer is skip or any(layer is done for done in rescaled):  # a layer run twice: once
             return output
         layer.weight.div_(std)
         if layer.bias is not None:
