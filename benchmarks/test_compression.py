@@ -24,9 +24,10 @@ def test_train(study, study_model, study_compressor, compressed_model, energy, b
     benchmark.group = study_model
     _describe(benchmark, compressed_model)
     model = study.fresh_copy(compressed_model)
-    trainer = study.trainer(model, study_model, dtype=study.train_dtype(compressed_model))
+    dtype = study.train_dtype(compressed_model)
+    trainer = study.trainer(model, study_model, dtype=dtype)
     energy(trainer.train_one_round, rounds=study.profile.rounds, warmup_rounds=0)
-    accuracy = study.evaluate(model, study_model, dtype=study.train_dtype(compressed_model))
+    accuracy = study.evaluate(model, study_model, dtype=dtype)
     energy.record(accuracy=accuracy, loss=trainer.last_loss, rounds_trained=trainer.rounds_done,
                   samples_per_round=len(trainer.order(0)))
 

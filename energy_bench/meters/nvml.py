@@ -147,7 +147,7 @@ class PowerIntegrator:
         """Sleep one period (in slices, so stop() never waits long); False once stopped.
 
         time.sleep wakes more cheaply than Event.wait (about 70 vs 115 us of CPU per wake-up
-        on a 2-core VM), which keeps the thread under 1 % of a core at 50 Hz.
+        on a 2-core VM), which keeps the thread under 1 % of a core at 40 Hz.
         """
         deadline = time.monotonic() + self.period_s
         while not self._stop.is_set():

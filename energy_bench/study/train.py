@@ -10,6 +10,7 @@ keeps fp32 master weights (float16 on CUDA also uses a GradScaler).
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple
 
@@ -36,12 +37,14 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: f
 _CPU_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"), torch.float16: ("avx512_fp16", "amx_fp16")}
 
 
-def cpu_flags() -> set:
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags, read once (training_dtype asks for every benchmark)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return {flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+            return frozenset(flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split())
     except OSError:
-        return set()
+        return frozenset()
 
 
 def training_dtype(device: torch.device, wanted: Optional[torch.dtype]) -> Tuple[Optional[torch.dtype], str]:
