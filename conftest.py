@@ -1,2 +1,3 @@
-# Repo-wide test setup only: the end-to-end tests drive pytest itself through pytester.
-pytest_plugins = ["pytester"]
+# Repo-wide test setup: the end-to-end tests drive pytest itself through pytester, and this repository's
+# benchmarks/ are the study, whose plugin (options, parametrization, fixtures) is opt-in for everyone else.
+pytest_plugins = ["pytester", "energy_bench.study"]

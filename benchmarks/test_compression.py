@@ -28,17 +28,27 @@ def test_train(study, study_model, study_compressor, compressed_model, energy, b
     trainer = study.trainer(model, study_model, dtype=dtype)
     energy(trainer.train_one_round, rounds=study.profile.rounds, warmup_rounds=0)
     accuracy = study.evaluate(model, study_model, dtype=dtype)
-    energy.record(accuracy=accuracy, loss=trainer.last_loss, rounds_trained=trainer.rounds_done,
-                  samples_per_round=len(trainer.order(0)))
+    energy.record(
+        accuracy=accuracy,
+        loss=trainer.last_loss,
+        rounds_trained=trainer.rounds_done,
+        samples_per_round=len(trainer.order(0)),
+    )
 
 
 def test_inference(study, study_model, study_compressor, compressed_model, energy, benchmark):
     benchmark.group = f"{study_model}-inference"
     _describe(benchmark, compressed_model)
     profile = study.profile
-    run = functools.partial(train.infer, compressed_model.model, study.data(study_model), device=study.device,
-                            samples=profile.inference_samples, batch_size=profile.eval_batch_size,
-                            dtype=study.train_dtype(compressed_model))
+    run = functools.partial(
+        train.infer,
+        compressed_model.model,
+        study.data(study_model),
+        device=study.device,
+        samples=profile.inference_samples,
+        batch_size=profile.eval_batch_size,
+        dtype=study.train_dtype(compressed_model),
+    )
     energy(run, rounds=profile.inference_rounds, warmup_rounds=1)
     record = benchmark.extra_info.get("energy", {})
     more = {"images_per_round": profile.inference_samples}

@@ -2,7 +2,7 @@
 
 Each trial is a baseline run and a current run of ``ROUNDS`` rounds with round-to-round noise of
 ``CV`` (coefficient of variation; lognormal and normal), the current run's mean shifted by an injected
-regression. Every trial goes through :func:`energy_bench.compare.judge_rounds`, the decision the
+regression. Every trial goes through :func:`energy_bench.runs.compare.judge_rounds`, the decision the
 gate and ``energy-bench compare`` use, under ``joules:5%``. Run ``python benchmarks/test_gate_quality.py``
 to print the table alone.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
-from energy_bench.compare import ALPHA, judge_rounds, parse_threshold
+from energy_bench.runs.compare import ALPHA, judge_rounds, parse_threshold
 
 ROUNDS = 5
 CV = 0.03
@@ -30,9 +30,9 @@ def simulate_runs(rng: np.random.Generator, regression: float, noise: str, cv: f
     """``TRIALS`` pairs of (baseline, current) runs of ``ROUNDS`` rounds each, in joules around 1000."""
     shape = (TRIALS, ROUNDS)
     if noise == "lognormal":
-        sigma = np.sqrt(np.log1p(cv ** 2))  # lognormal with this coefficient of variation
-        base = 1000 * rng.lognormal(-sigma ** 2 / 2, sigma, shape)
-        cur = 1000 * (1 + regression) * rng.lognormal(-sigma ** 2 / 2, sigma, shape)
+        sigma = np.sqrt(np.log1p(cv**2))  # lognormal with this coefficient of variation
+        base = 1000 * rng.lognormal(-(sigma**2) / 2, sigma, shape)
+        cur = 1000 * (1 + regression) * rng.lognormal(-(sigma**2) / 2, sigma, shape)
     else:
         base = rng.normal(1000, 1000 * cv, shape)
         cur = rng.normal(1000 * (1 + regression), 1000 * (1 + regression) * cv, shape)
@@ -46,19 +46,27 @@ def gate_quality(noise: str = "lognormal", cv: float = CV, seed: int = SEED) -> 
     for level in LEVELS:
         base, cur = simulate_runs(rng, level, noise, cv)
         judged = judge_rounds(base, cur, THRESHOLD, ALPHA)
-        rows.append({
-            "regression_pct": level * 100,
-            "flagged_rate": float(judged.regression.mean()),
-            "threshold_alone_rate": float((judged.worse_by > THRESHOLD.amount).mean()),
-        })
+        rows.append(
+            {
+                "regression_pct": level * 100,
+                "flagged_rate": float(judged.regression.mean()),
+                "threshold_alone_rate": float((judged.worse_by > THRESHOLD.amount).mean()),
+            }
+        )
     return rows
 
 
 def table(rows: list[dict[str, float]]) -> str:
-    body = [[f"{r['regression_pct']:.0f}%", f"{r['flagged_rate'] * 100:.2f}%", f"{r['threshold_alone_rate'] * 100:.2f}%"]
-            for r in rows]
-    return tabulate(body, headers=["injected regression", "gate fails the run", "threshold alone would"],
-                    tablefmt="github", disable_numparse=True)
+    body = [
+        [f"{r['regression_pct']:.0f}%", f"{r['flagged_rate'] * 100:.2f}%", f"{r['threshold_alone_rate'] * 100:.2f}%"]
+        for r in rows
+    ]
+    return tabulate(
+        body,
+        headers=["injected regression", "gate fails the run", "threshold alone would"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
 
 
 def test_gate_quality(benchmark):
@@ -68,7 +76,9 @@ def test_gate_quality(benchmark):
         benchmark.extra_info[f"{noise}_false_alarm_rate"] = rate[0.0]
         benchmark.extra_info[f"{noise}_detection_rate_10pct"] = rate[10.0]
         benchmark.extra_info[f"{noise}_rates"] = rows
-        print(f"\ngate quality: joules:5%, {ROUNDS} rounds per run, {CV:.0%} CV {noise} noise, {TRIALS} trials per level")
+        print(
+            f"\ngate quality: joules:5%, {ROUNDS} rounds per run, {CV:.0%} CV {noise} noise, {TRIALS} trials per level"
+        )
         print(table(rows))
         assert rate[10.0] >= 0.95, f"{noise}: a 10% regression caught only {rate[10.0]:.1%} of the time"
         assert rate[0.0] <= 0.01, f"{noise}: unchanged runs raised a false alarm {rate[0.0]:.1%} of the time"
@@ -92,5 +102,8 @@ def test_gate_quality_noisy_meter(benchmark):
 
 if __name__ == "__main__":
     for noise, cv in (("lognormal", CV), ("normal", CV), ("lognormal", NOISY_CV)):
-        print(f"\n{noise} noise, CV {cv:.0%}, {ROUNDS} rounds per run, {TRIALS} trials per level, joules:5%, alpha {ALPHA}")
+        print(
+            f"\n{noise} noise, CV {cv:.0%}, {ROUNDS} rounds per run, {TRIALS} trials per level, "
+            f"joules:5%, alpha {ALPHA}"
+        )
         print(table(gate_quality(noise, cv)))

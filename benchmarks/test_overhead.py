@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from energy_bench import window
+from energy_bench.meters import window
 
 ROUND_SECONDS = 0.1
 ROUNDS = 10

@@ -8,6 +8,16 @@ from .registry import CompressionResult, apply, get_compressor, list_compressors
 from .specs import COMPRESSORS, Param, Schema, Spec, parse_spec, parse_specs, valid_specs_help
 
 __all__ = [
-    "COMPRESSORS", "CompressionResult", "Param", "Schema", "Spec", "apply", "get_compressor", "list_compressors",
-    "parse_spec", "parse_specs", "register", "valid_specs_help",
+    "COMPRESSORS",
+    "CompressionResult",
+    "Param",
+    "Schema",
+    "Spec",
+    "apply",
+    "get_compressor",
+    "list_compressors",
+    "parse_spec",
+    "parse_specs",
+    "register",
+    "valid_specs_help",
 ]

@@ -10,15 +10,14 @@ r: ``rank`` = ceil(fraction x full rank), at least 1, where full rank = min(m, n
 values whose squares sum to >= that fraction of the total (squared Frobenius norm).
 
 The top-r singular subspace comes from the eigendecomposition of the Gram matrix of W's smaller side (W Wᵀ or WᵀW):
-exact in exact arithmetic, and an order of magnitude faster than a full SVD on 2 cores for the big classifiers
-(vgg16's 4096 x 25088: about 18 s against 160 s). Matrices with a side <= 1024 use float64 for it; larger ones
+exact in exact arithmetic, and far cheaper than a full SVD of a very wide matrix (vgg16's 4096 x 25088
+classifier: the eigenproblem is 4096 x 4096). Matrices with a side <= 1024 use float64 for it; larger ones
 float32. The factors are balanced (each carries the square root of the singular values).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ def cuts_work(rank: int, m: int, n: int) -> bool:
     return rank * (m + n) < m * n
 
 
-def spectrum(weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+def spectrum(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Squared singular values (descending) and the matching singular vectors of the smaller side.
 
     Returns (energies, vectors, left): left=True when vectors are W's left singular vectors (m <= n).
@@ -86,8 +85,17 @@ def _factorized(module: nn.Module, b: torch.Tensor, a: torch.Tensor) -> nn.Seque
         first.weight.data.copy_(a)
         second.weight.data.copy_(b)
     else:
-        first = nn.Conv2d(module.in_channels, rank, module.kernel_size, stride=module.stride, padding=module.padding,
-                          dilation=module.dilation, bias=False, padding_mode=module.padding_mode, **kw)
+        first = nn.Conv2d(
+            module.in_channels,
+            rank,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            bias=False,
+            padding_mode=module.padding_mode,
+            **kw,
+        )
         second = nn.Conv2d(rank, module.out_channels, 1, bias=has_bias, **kw)
         first.weight.data.copy_(a.reshape(first.weight.shape))
         second.weight.data.copy_(b.reshape(second.weight.shape))
@@ -96,13 +104,16 @@ def _factorized(module: nn.Module, b: torch.Tensor, a: torch.Tensor) -> nn.Seque
     return nn.Sequential(first, second)
 
 
-def candidates(model: nn.Module) -> Dict[str, nn.Module]:
+def candidates(model: nn.Module) -> dict[str, nn.Module]:
     """Linear and groups==1 Conv2d layers that can be replaced (not those nn.MultiheadAttention reads directly)."""
-    inside_attention = {id(child) for m in model.modules() if isinstance(m, nn.MultiheadAttention)
-                        for child in m.modules()}
-    return {name: m for name, m in model.named_modules()
-            if id(m) not in inside_attention
-            and (isinstance(m, nn.Linear) or isinstance(m, nn.Conv2d) and m.groups == 1)}
+    inside_attention = {
+        id(child) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for child in m.modules()
+    }
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if id(m) not in inside_attention and (isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1))
+    }
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
@@ -117,11 +128,11 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
 @register("lowrank")
 @torch.no_grad()
 def lowrank(model: nn.Module, params, *, eval_fn=None, example_input=None) -> CompressionResult:
-    fraction: Optional[float] = params.get("rank")
-    energy: Optional[float] = params.get("energy")
+    fraction: float | None = params.get("rank")
+    energy: float | None = params.get("energy")
     params_before = count_parameters(model)
     macs_before = multiply_adds(model, example_input) if example_input is not None else None
-    ranks: Dict[str, list] = {}
+    ranks: dict[str, list] = {}
     left_alone = 0
     for name, module in candidates(model).items():
         matrix = _as_matrix(module)

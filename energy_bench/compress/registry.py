@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any
 
 from .specs import COMPRESSORS, SCHEMAS, Schema, Spec, add_schema, parse_spec, valid_specs_help
 
@@ -27,16 +28,16 @@ class CompressionResult:
     """
 
     model: Any
-    details: Dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     dtype: Any = None
-    spec: Optional[Spec] = None
+    spec: Spec | None = None
 
 
 # A compressor: fn(model, params, *, eval_fn, example_input) -> CompressionResult, modifying `model` in place
 # (apply hands it a private copy) or returning a new module.
 Compressor = Callable[..., CompressionResult]
 
-_REGISTRY: Dict[str, Compressor] = {}
+_REGISTRY: dict[str, Compressor] = {}
 _BUILTIN_MODULES = {
     "baseline": "energy_bench.compress.baseline",
     "stego": "energy_bench.compress.stego",
@@ -46,7 +47,7 @@ _BUILTIN_MODULES = {
 }
 
 
-def register(name: str, *, schema: Optional[Schema] = None) -> Callable[[Compressor], Compressor]:
+def register(name: str, *, schema: Schema | None = None) -> Callable[[Compressor], Compressor]:
     """Decorator registering ``fn`` as compressor ``name``; a new name needs the ``schema`` of its spec knobs."""
 
     def decorator(fn: Compressor) -> Compressor:
@@ -67,13 +68,14 @@ def get_compressor(name: str) -> Compressor:
         raise ValueError(f"unknown compressor {name!r}; valid compressors: {valid_specs_help()}") from None
 
 
-def list_compressors() -> Tuple[str, ...]:
+def list_compressors() -> tuple[str, ...]:
     """Built-in compressors in study order, then user-registered ones."""
     return COMPRESSORS + tuple(sorted(n for n in _REGISTRY if n not in COMPRESSORS))
 
 
-def apply(model: Any, spec: Union[str, Spec], *, eval_fn: Optional[EvalFn] = None,
-          example_input: Any = None) -> CompressionResult:
+def apply(
+    model: Any, spec: str | Spec, *, eval_fn: EvalFn | None = None, example_input: Any = None
+) -> CompressionResult:
     """Compress a deep copy of ``model`` as ``spec`` says (e.g. ``"prune:amount=0.3"``).
 
     ``eval_fn(model) -> accuracy in 0..1`` is needed by ``stego`` (unless ``bits=N``); ``example_input``, a batch

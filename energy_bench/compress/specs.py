@@ -8,10 +8,10 @@ torch) so that pytest can validate options at configure time without paying for 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
-Number = Union[int, float]
+Number = int | float
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Param:
             raise ValueError(
                 f"compressor {compressor!r}: {self.name}={raw!r} is not {kind} (expected {self.describe})"
             ) from None
-        if isinstance(value, float) and not math.isfinite(value) or not self.check(value):
+        if (isinstance(value, float) and not math.isfinite(value)) or not self.check(value):
             raise ValueError(f"compressor {compressor!r}: {self.name}={raw} is out of range (expected {self.describe})")
         return value
 
@@ -47,10 +47,10 @@ def _parse_int(raw: str) -> int:
 class Schema:
     """What a compressor accepts: its knobs (one may be given per spec) and the default knob."""
 
-    params: Tuple[Param, ...] = ()
-    default: Optional[Tuple[str, Number]] = None  # (knob, value) used when the spec names none
+    params: tuple[Param, ...] = ()
+    default: tuple[str, Number] | None = None  # (knob, value) used when the spec names none
 
-    def param(self, name: str) -> Optional[Param]:
+    def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
 
@@ -64,24 +64,28 @@ def _fraction_half_open(v: Number) -> bool:
 
 _AMOUNT = Param("amount", float, _fraction_open, "a fraction strictly between 0 and 1")
 
-SCHEMAS: Dict[str, Schema] = {
+SCHEMAS: dict[str, Schema] = {
     "baseline": Schema(),
     "stego": Schema(
-        (Param("tolerance", float, lambda v: v >= 0, "an accuracy drop >= 0, e.g. 0.01"),
-         Param("bits", int, lambda v: 0 <= v <= 23, "an integer number of mantissa bits 0..23")),
+        (
+            Param("tolerance", float, lambda v: v >= 0, "an accuracy drop >= 0, e.g. 0.01"),
+            Param("bits", int, lambda v: 0 <= v <= 23, "an integer number of mantissa bits 0..23"),
+        ),
         ("tolerance", 0.01),
     ),
     "prune": Schema((_AMOUNT,), ("amount", 0.5)),
     "prune-structured": Schema((_AMOUNT,), ("amount", 0.3)),
     "lowrank": Schema(
-        (Param("rank", float, _fraction_half_open, "a fraction of each layer's full rank in (0, 1]"),
-         Param("energy", float, _fraction_half_open, "a fraction of the spectral energy in (0, 1]")),
+        (
+            Param("rank", float, _fraction_half_open, "a fraction of each layer's full rank in (0, 1]"),
+            Param("energy", float, _fraction_half_open, "a fraction of the spectral energy in (0, 1]"),
+        ),
         ("rank", 0.5),
     ),
 }
 
 #: The built-in compressors, in the order the study runs them.
-COMPRESSORS: Tuple[str, ...] = ("baseline", "stego", "prune", "prune-structured", "lowrank")
+COMPRESSORS: tuple[str, ...] = ("baseline", "stego", "prune", "prune-structured", "lowrank")
 
 
 def _format_value(value: Number) -> str:
@@ -123,7 +127,7 @@ def parse_spec(text: str) -> Spec:
     schema = SCHEMAS.get(name)
     if schema is None:
         raise ValueError(f"unknown compressor {name!r} in spec {text!r}; valid compressors: {valid_specs_help()}")
-    params: Dict[str, Number] = {}
+    params: dict[str, Number] = {}
     if sep and rest.strip():
         if not schema.params:
             raise ValueError(f"compressor {name!r} takes no parameters (got {rest.strip()!r})")
@@ -146,15 +150,13 @@ def parse_spec(text: str) -> Spec:
         key, value = schema.default
         params[key] = value
     canonical = name + "".join(f":{k}={_format_value(v)}" for k, v in params.items())
-    is_default = schema.default is None or (
-        params == {schema.default[0]: schema.default[1]}
-    )
+    is_default = schema.default is None or (params == {schema.default[0]: schema.default[1]})
     return Spec(name=name, params=params, text=canonical, id=name if is_default else canonical)
 
 
-def parse_specs(text: str) -> Tuple[Spec, ...]:
+def parse_specs(text: str) -> tuple[Spec, ...]:
     """Parse a comma-separated list of specs (the --energy-compressors form); duplicates are dropped."""
-    specs: Dict[str, Spec] = {}
+    specs: dict[str, Spec] = {}
     for item in text.split(","):
         if item.strip():
             spec = parse_spec(item)

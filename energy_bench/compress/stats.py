@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ def count_nonzero(model: nn.Module) -> int:
     return sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())
 
 
-def weight_bytes(model: nn.Module, dtype: Optional[torch.dtype] = None) -> int:
+def weight_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
     """Bytes the parameters take stored as ``dtype`` (default: each parameter's own dtype)."""
     return sum(p.numel() * (dtype.itemsize if dtype is not None else p.element_size()) for p in model.parameters())
 
@@ -40,4 +40,4 @@ def multiply_adds(model: nn.Module, example_input: torch.Tensor) -> int:
     counter = FlopCounterMode(display=False)
     with eval_mode(model), torch.no_grad(), counter:
         model(example_input)
-    return int(round(counter.get_total_flops() / 2 / example_input.shape[0]))
+    return round(counter.get_total_flops() / 2 / example_input.shape[0])

@@ -19,7 +19,7 @@ The returned model keeps float32 master weights holding exactly the values of th
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -57,7 +57,7 @@ def _check_bits(t: torch.Tensor, bits: int) -> None:
         raise ValueError(f"bits must be in 0..{MANTISSA_BITS}, got {bits}")
 
 
-def dtype_candidates(bits: int, max_abs: float) -> List[torch.dtype]:
+def dtype_candidates(bits: int, max_abs: float) -> list[torch.dtype]:
     """Training formats to try, narrowest first, for weights with ``bits`` zeroed low bits and largest |w|."""
     candidates = []
     if bits >= 16:
@@ -83,11 +83,11 @@ class _Weights:
         for p, v in zip(self.params, values):
             p.copy_(v)
 
-    def randomized(self, bits: int, draw: int) -> List[torch.Tensor]:
+    def randomized(self, bits: int, draw: int) -> list[torch.Tensor]:
         generator = torch.Generator().manual_seed(1_000_003 * (SEED + draw) + bits)
         return [randomize_bits(t, bits, generator) for t in self.original]
 
-    def truncated(self, bits: int) -> List[torch.Tensor]:
+    def truncated(self, bits: int) -> list[torch.Tensor]:
         return [truncate_bits(t, bits) for t in self.original]
 
 
@@ -99,7 +99,7 @@ class _Search:
         self.evaluations = 0
         self.baseline = self.evaluate(weights.original)
         self.threshold = self.baseline - tolerance - _EPS
-        self.trials: Dict[str, float] = {}
+        self.trials: dict[str, float] = {}
 
     def evaluate(self, values: Sequence[torch.Tensor]) -> float:
         self.weights.set(values)
@@ -129,7 +129,7 @@ class _Search:
         return low
 
 
-def _choose_format(weights: _Weights, bits: int, search: Optional[_Search], accept_float32: bool):
+def _choose_format(weights: _Weights, bits: int, search: _Search | None, accept_float32: bool):
     """Truncate to ``bits`` and pick the narrowest passing format: (values, dtype, accuracy or None), or None."""
     truncated = weights.truncated(bits)
     max_abs = max((float(t.abs().max()) for t in truncated if t.numel()), default=0.0)

@@ -11,7 +11,6 @@ position embeddings and nn.MultiheadAttention's packed projections.
 from __future__ import annotations
 
 import warnings
-from typing import List
 
 import torch
 from torch import nn
@@ -27,9 +26,12 @@ def _output_shape(model: nn.Module, example_input: torch.Tensor) -> tuple:
 
 def classifier(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
     """The Conv/Linear layer producing the model's output: the last one run whose width is the output's."""
-    order: List[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: order.append(mod))
-             for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    order: list[nn.Module] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: order.append(mod))
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
     try:
         width = _output_shape(model, example_input)[1]
     finally:
@@ -41,14 +43,17 @@ def classifier(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
     return last[-1]
 
 
-def _transformer_frozen_layers(model: nn.Module) -> List[nn.Module]:
+def _transformer_frozen_layers(model: nn.Module) -> list[nn.Module]:
     """In a torchvision vision transformer, every layer but the first Linear of each MLPBlock (its hidden features)."""
     mlp_inputs = set()
     for module in model.modules():
         if isinstance(module, nn.Sequential) and module.__class__.__name__ == "MLPBlock":
             mlp_inputs.add(module[0])
-    return [m for m in model.modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention)) and m not in mlp_inputs]
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention)) and m not in mlp_inputs
+    ]
 
 
 def _is_transformer(model: nn.Module) -> bool:
@@ -72,7 +77,10 @@ def prune_structured(model: nn.Module, params, *, eval_fn=None, example_input=No
         # ViT's class token and position embeddings: their width (the embedding) is never pruned here.
         warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
         pruner = tp.pruner.MagnitudePruner(
-            model, example_input, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=amount,
+            model,
+            example_input,
+            importance=tp.importance.MagnitudeImportance(p=1),
+            pruning_ratio=amount,
             ignored_layers=ignored,
         )
         pruner.step()

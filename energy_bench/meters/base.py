@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from energy_bench.errors import EnergyBenchError
+
 
 class Source(str, enum.Enum):
     """Whether joules came from a hardware counter or were estimated."""
@@ -21,11 +23,11 @@ class Source(str, enum.Enum):
     ESTIMATED = "estimated"
 
 
-class MeterError(RuntimeError):
+class MeterError(EnergyBenchError, RuntimeError):
     """A meter failed during a window (e.g. an NVML call errored mid-run)."""
 
 
-class MeterUnavailable(RuntimeError):
+class MeterUnavailable(EnergyBenchError, RuntimeError):
     """A meter cannot work on this machine; the message says why."""
 
 
@@ -50,7 +52,7 @@ class Reading:
     def watts(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
 
-    def combine(self, other: "Reading") -> "Reading":
+    def combine(self, other: Reading) -> Reading:
         """Readings of two meters over the same window: domains merged, longest time kept.
 
         The result is only ``measured`` when both parts are.
@@ -59,9 +61,7 @@ class Reading:
         if overlap:
             raise ValueError(f"domains measured twice: {sorted(overlap)}")
         source = (
-            Source.MEASURED
-            if self.source is Source.MEASURED and other.source is Source.MEASURED
-            else Source.ESTIMATED
+            Source.MEASURED if self.source is Source.MEASURED and other.source is Source.MEASURED else Source.ESTIMATED
         )
         return Reading(
             joules={**self.joules, **other.joules},
@@ -109,11 +109,7 @@ class CompositeMeter(Meter):
             raise ValueError("CompositeMeter needs at least one meter")
         self.meters = list(meters)
         self.name = "+".join(m.name for m in self.meters)
-        self.source = (
-            Source.MEASURED
-            if all(m.source is Source.MEASURED for m in self.meters)
-            else Source.ESTIMATED
-        )
+        self.source = Source.MEASURED if all(m.source is Source.MEASURED for m in self.meters) else Source.ESTIMATED
         self.update_period_s = max(m.update_period_s for m in self.meters)
 
     def begin(self) -> list[Any]:

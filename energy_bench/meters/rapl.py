@@ -14,13 +14,15 @@ period apart (ranges of 65-262 kJ last minutes at full power); a guard thread re
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from energy_bench.meters.base import Meter, MeterError, MeterUnavailable, Reading, Source
 
@@ -192,10 +194,8 @@ class RaplMeter(Meter):
 
     def _guard_reads(self) -> None:
         while not self._stop.wait(self._guard_period_s):
-            try:
+            with contextlib.suppress(MeterError):  # the next window boundary reads again and reports it
                 self.update()
-            except MeterError:
-                pass  # the next window boundary reads again and reports the failure
 
     def domains(self) -> list[str]:
         return list(self._domains)
@@ -219,8 +219,6 @@ class RaplMeter(Meter):
 
     def _close_fds(self) -> None:
         for zone in self._zones:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(zone.fd)
-            except OSError:
-                pass
         self._zones = []

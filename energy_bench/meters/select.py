@@ -9,9 +9,9 @@ step down is announced with an :class:`EnergyBenchWarning` carrying the reasons.
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
-from energy_bench.meters import EnergyBenchWarning
+from energy_bench.errors import EnergyBenchWarning
 from energy_bench.meters.base import CompositeMeter, Meter, MeterUnavailable
 from energy_bench.meters.estimate import DEFAULT_CPU_WATTS, EstimateMeter
 from energy_bench.meters.nvml import GpuIndexError, NvmlMeter

@@ -8,9 +8,10 @@ ImageNet statistics the pretrained torchvision weights expect.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -18,8 +19,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 # torchvision data sets that take (root, train=..., download=False); NAME:ROOT in --energy-data.
 TORCHVISION_SETS = {
-    "cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashionmnist": "FashionMNIST",
-    "kmnist": "KMNIST", "emnist": "EMNIST", "svhn": "SVHN", "stl10": "STL10",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "mnist": "MNIST",
+    "fashionmnist": "FashionMNIST",
+    "kmnist": "KMNIST",
+    "emnist": "EMNIST",
+    "svhn": "SVHN",
+    "stl10": "STL10",
 }
 
 
@@ -27,14 +34,14 @@ TORCHVISION_SETS = {
 class DataSource:
     kind: str  # "digits" | "folder" | "torchvision"
     name: str  # what the record calls it: digits, the folder's name, or the torchvision set's name
-    root: Optional[str] = None
+    root: str | None = None
 
     @property
     def label(self) -> str:
         return self.name if self.root is None else f"{self.name}:{self.root}"
 
 
-def check_source(text: Optional[str]) -> DataSource:
+def check_source(text: str | None) -> DataSource:
     """Parse and cheaply validate ``--energy-data``; ValueError says which part is wrong."""
     text = (text or "digits").strip()
     if text == "digits":
@@ -50,23 +57,26 @@ def check_source(text: Optional[str]) -> DataSource:
     if not path.exists():
         if os.sep in text or text.startswith("."):
             raise ValueError(f"--energy-data={text}: path {str(path)!r} does not exist")
-        raise ValueError(f"--energy-data={text}: unknown data set {text!r}; use digits, a path to an ImageFolder"
-                         f" tree, or NAME:ROOT with NAME one of {', '.join(TORCHVISION_SETS)}")
+        raise ValueError(
+            f"--energy-data={text}: unknown data set {text!r}; use digits, a path to an ImageFolder"
+            f" tree, or NAME:ROOT with NAME one of {', '.join(TORCHVISION_SETS)}"
+        )
     if not path.is_dir():
-        raise ValueError(f"--energy-data={text}: {str(path)!r} is not a directory (an ImageFolder tree has one"
-                         " sub-folder of images per class)")
+        raise ValueError(
+            f"--energy-data={text}: {str(path)!r} is not a directory (an ImageFolder tree has one"
+            " sub-folder of images per class)"
+        )
     classes = [d for d in sorted(path.iterdir()) if d.is_dir() and _has_image(d)]
     if not classes:
-        raise ValueError(f"--energy-data={text}: {str(path)!r} is an empty tree: no class sub-folder holds images"
-                         f" ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(
+            f"--energy-data={text}: {str(path)!r} is an empty tree: no class sub-folder holds images"
+            f" ({', '.join(IMAGE_EXTENSIONS)})"
+        )
     return DataSource("folder", path.name, str(path))
 
 
 def _has_image(folder: Path) -> bool:
-    for _, _, files in os.walk(folder):
-        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
-            return True
-    return False
+    return any(any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files) for _, _, files in os.walk(folder))
 
 
 @dataclass
@@ -75,7 +85,7 @@ class StudyData:
 
     source: DataSource
     image_size: int
-    classes: Tuple[str, ...]
+    classes: tuple[str, ...]
     train: Any
     test: Any
     seed: int
@@ -85,7 +95,9 @@ class StudyData:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def batches(self, split: str, indices: Optional[Sequence[int]] = None, batch_size: int = 32) -> Iterator[Tuple[Any, Any]]:
+    def batches(
+        self, split: str, indices: Sequence[int] | None = None, batch_size: int = 32
+    ) -> Iterator[tuple[Any, Any]]:
         """(images, labels) batches of ``split`` in the order of ``indices`` (default: all, in order)."""
         import torch
 
@@ -97,19 +109,24 @@ class StudyData:
         if tensors is not None:  # in memory: slicing beats a DataLoader by far on small batches
             index = torch.as_tensor(indices, dtype=torch.long)
             for start in range(0, len(index), batch_size):
-                chunk = index[start:start + batch_size]
+                chunk = index[start : start + batch_size]
                 yield tensors[0][chunk], tensors[1][chunk]
             return
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
-                                             shuffle=False, num_workers=self.num_workers)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, indices),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )
         yield from loader
 
     def example_input(self, batch: int = 1) -> Any:
         return next(self.batches("test", range(min(batch, len(self.test))), batch))[0]
 
 
-def load_data(source: DataSource | str, image_size: int, *, seed: int = 0, test_fraction: float = 0.2,
-              num_workers: int = 0) -> StudyData:
+def load_data(
+    source: DataSource | str, image_size: int, *, seed: int = 0, test_fraction: float = 0.2, num_workers: int = 0
+) -> StudyData:
     """Load ``source`` at ``image_size`` with a split that depends only on ``seed`` (and the data)."""
     if isinstance(source, str):
         source = check_source(source)
@@ -124,17 +141,19 @@ def load_data(source: DataSource | str, image_size: int, *, seed: int = 0, test_
     return StudyData(source, image_size, classes, train, test, seed, num_workers)
 
 
-def _split(dataset: Any, test_fraction: float, seed: int) -> Tuple[Any, Any]:
+def _split(dataset: Any, test_fraction: float, seed: int) -> tuple[Any, Any]:
     import torch
 
     n = len(dataset)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_test = max(1, int(round(n * test_fraction)))
+    n_test = max(1, round(n * test_fraction))
     test_idx, train_idx = sorted(order[:n_test]), sorted(order[n_test:])
     tensors = getattr(dataset, "tensors", None)
     if tensors is not None:
-        return (torch.utils.data.TensorDataset(*(t[train_idx] for t in tensors)),
-                torch.utils.data.TensorDataset(*(t[test_idx] for t in tensors)))
+        return (
+            torch.utils.data.TensorDataset(*(t[train_idx] for t in tensors)),
+            torch.utils.data.TensorDataset(*(t[test_idx] for t in tensors)),
+        )
     return torch.utils.data.Subset(dataset, train_idx), torch.utils.data.Subset(dataset, test_idx)
 
 
@@ -146,7 +165,7 @@ def _normalize(images: Any) -> Any:
     return (images - mean) / std
 
 
-def _digits(image_size: int) -> Tuple[Any, Tuple[str, ...]]:
+def _digits(image_size: int) -> tuple[Any, tuple[str, ...]]:
     """The 1797 8x8 digits (values 0..16), bilinearly resized, gray copied to 3 channels, normalized."""
     import torch
     import torch.nn.functional as F
@@ -163,15 +182,17 @@ def _digits(image_size: int) -> Tuple[Any, Tuple[str, ...]]:
 def _transform(image_size: int) -> Any:
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Lambda(lambda img: img.convert("RGB")),
-        transforms.Resize((image_size, image_size)),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Lambda(lambda img: img.convert("RGB")),
+            transforms.Resize((image_size, image_size)),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
-def _folder(root: str, image_size: int) -> Tuple[Any, Tuple[str, ...]]:
+def _folder(root: str, image_size: int) -> tuple[Any, tuple[str, ...]]:
     from torchvision.datasets import ImageFolder
 
     try:
@@ -181,7 +202,7 @@ def _folder(root: str, image_size: int) -> Tuple[Any, Tuple[str, ...]]:
     return dataset, tuple(dataset.classes)
 
 
-def _torchvision(source: DataSource, image_size: int) -> Tuple[Any, Any, Tuple[str, ...]]:
+def _torchvision(source: DataSource, image_size: int) -> tuple[Any, Any, tuple[str, ...]]:
     import torchvision
 
     cls = getattr(torchvision.datasets, TORCHVISION_SETS[source.name])

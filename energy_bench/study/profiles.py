@@ -6,7 +6,6 @@ Pure Python (no torch) so options can be validated at configure time.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -15,10 +14,10 @@ class Profile:
     image_size: int  # raised per model to its minimum input size (zoo.input_size)
     weights: str  # default --energy-weights
     rounds: int  # measured training rounds per benchmark (--energy-epochs overrides)
-    steps_per_round: Optional[int]  # optimizer steps per round; None = one whole epoch of the train split
+    steps_per_round: int | None  # optimizer steps per round; None = one whole epoch of the train split
     batch_size: int  # training batch size (--energy-batch-size overrides)
     eval_batch_size: int
-    test_samples: Optional[int]  # held-out samples used for accuracy (and stego's search); None = all
+    test_samples: int | None  # held-out samples used for accuracy (and stego's search); None = all
     inference_samples: int  # images per measured inference round (reported per 1000 images)
     inference_rounds: int
     optimizer: str  # "sgd" (momentum 0.9) or "adamw"
@@ -28,31 +27,60 @@ class Profile:
     pretrain_optimizer: str
     pretrain_lr: float
     # models that need another pretraining lr (no BatchNorm: alexnet, vgg16; vit_b_16): ((name, lr), ...)
-    pretrain_lr_overrides: Tuple[Tuple[str, float], ...] = ()
+    pretrain_lr_overrides: tuple[tuple[str, float], ...] = ()
     # models that need more pretraining steps to learn from scratch: ((name, steps), ...)
-    pretrain_steps_overrides: Tuple[Tuple[str, int], ...] = ()
+    pretrain_steps_overrides: tuple[tuple[str, int], ...] = ()
     seed: int = 0
     test_fraction: float = 0.2  # held-out share of the data set
     num_workers: int = 0  # DataLoader workers for image folders / torchvision data sets
 
 
-PROFILES: Dict[str, Profile] = {
+PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", image_size=32, weights="self", rounds=5, steps_per_round=2, batch_size=32,
-        eval_batch_size=128, test_samples=128, inference_samples=128, inference_rounds=3,
-        optimizer="adamw", lr=1e-4, weight_decay=0.01,
-        pretrain_steps=40, pretrain_optimizer="adamw", pretrain_lr=1e-3,
+        name="smoke",
+        image_size=32,
+        weights="self",
+        rounds=5,
+        steps_per_round=2,
+        batch_size=32,
+        eval_batch_size=128,
+        test_samples=128,
+        inference_samples=128,
+        inference_rounds=3,
+        optimizer="adamw",
+        lr=1e-4,
+        weight_decay=0.01,
+        pretrain_steps=40,
+        pretrain_optimizer="adamw",
+        pretrain_lr=1e-3,
         pretrain_lr_overrides=(("alexnet", 1e-4), ("vit_b_16", 1e-4), ("vgg16", 1e-4)),
-        # From runs on digits with the r2 pretraining recipe (accuracy on 128 held-out images before and after the
-        # benchmark's 10 fine-tuning steps): at 40 steps these five were still below 0.85.
-        pretrain_steps_overrides=(("resnet50", 60), ("resnet101", 60), ("alexnet", 60), ("inception_v3", 80),
-                                  ("vgg16", 80)),
+        # Deeper or normalization-free models need more steps to learn digits from scratch.
+        pretrain_steps_overrides=(
+            ("resnet50", 60),
+            ("resnet101", 60),
+            ("alexnet", 60),
+            ("inception_v3", 80),
+            ("vgg16", 80),
+        ),
     ),
     "paper": Profile(
-        name="paper", image_size=224, weights="pretrained", rounds=5, steps_per_round=None, batch_size=32,
-        eval_batch_size=128, test_samples=None, inference_samples=1000, inference_rounds=5,
-        optimizer="sgd", lr=0.001, weight_decay=1e-4,
-        pretrain_steps=2000, pretrain_optimizer="sgd", pretrain_lr=0.01, num_workers=4,
+        name="paper",
+        image_size=224,
+        weights="pretrained",
+        rounds=5,
+        steps_per_round=None,
+        batch_size=32,
+        eval_batch_size=128,
+        test_samples=None,
+        inference_samples=1000,
+        inference_rounds=5,
+        optimizer="sgd",
+        lr=0.001,
+        weight_decay=1e-4,
+        pretrain_steps=2000,
+        pretrain_optimizer="sgd",
+        pretrain_lr=0.01,
+        num_workers=4,
     ),
 }
 
@@ -67,7 +95,7 @@ def pretrain_steps(profile: Profile, model: str) -> int:
     return dict(profile.pretrain_steps_overrides).get(model, profile.pretrain_steps)
 
 
-def get_profile(name: Optional[str], *, epochs: Optional[str] = None, batch_size: Optional[str] = None) -> Profile:
+def get_profile(name: str | None, *, epochs: str | None = None, batch_size: str | None = None) -> Profile:
     """The named profile (default smoke) with --energy-epochs / --energy-batch-size applied; ValueError if bad."""
     name = name or "smoke"
     if name not in PROFILES:

@@ -12,14 +12,13 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from . import zoo
 from .data import DataSource
 from .profiles import Profile
 
-
-# Compressions quicker than this are redone rather than stored: loading a pickled vgg16 takes about a second.
+# Compressions quicker than this are redone rather than stored: reading a big model back costs about as much.
 CACHE_MIN_SECONDS = 2.0
 
 
@@ -28,10 +27,10 @@ class StudyConfig:
     """Validated study options (pure Python; built at pytest_configure)."""
 
     profile: Profile
-    models: Tuple[str, ...]
-    compressors: Tuple[Any, ...]  # energy_bench.compress.Spec
+    models: tuple[str, ...]
+    compressors: tuple[Any, ...]  # energy_bench.compress.Spec
     data: DataSource
-    weights: Optional[str]  # None = the profile's default
+    weights: str | None  # None = the profile's default
 
     @property
     def weights_source(self) -> str:
@@ -44,7 +43,7 @@ class Compressed:
 
     model: Any
     dtype: Any
-    info: Dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Study:
@@ -52,9 +51,9 @@ class Study:
         self.config = config
         self.profile = config.profile
         self.device = device
-        self._data: Dict[int, Any] = {}
-        self._pretrained: Dict[str, Tuple[Any, Dict[str, Any]]] = {}
-        self._compressed: Dict[Tuple[str, str], Compressed] = {}
+        self._data: dict[int, Any] = {}
+        self._pretrained: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._compressed: dict[tuple[str, str], Compressed] = {}
 
     # --- inputs ---------------------------------------------------------------------------------------------------
     def image_size(self, name: str) -> int:
@@ -65,9 +64,13 @@ class Study:
 
         size = self.image_size(name)
         if size not in self._data:
-            self._data[size] = load_data(self.config.data, size, seed=self.profile.seed,
-                                         test_fraction=self.profile.test_fraction,
-                                         num_workers=self.profile.num_workers)
+            self._data[size] = load_data(
+                self.config.data,
+                size,
+                seed=self.profile.seed,
+                test_fraction=self.profile.test_fraction,
+                num_workers=self.profile.num_workers,
+            )
         return self._data[size]
 
     def _focus(self, name: str) -> None:
@@ -77,23 +80,35 @@ class Study:
         for key in [k for k in self._compressed if k[0] != name]:
             del self._compressed[key]
 
-    def pretrained(self, name: str) -> Tuple[Any, Dict[str, Any]]:
+    def pretrained(self, name: str) -> tuple[Any, dict[str, Any]]:
         """The session's pretrained ``name`` (do not train it: copy it) and where its weights came from."""
         from .weights import load_pretrained
 
         self._focus(name)
         if name not in self._pretrained:
             self._pretrained[name] = load_pretrained(
-                name, self.config.weights_source, data=self.data(name), image_size=self.image_size(name),
-                seed=self.profile.seed, profile=self.profile, device=self.device)
+                name,
+                self.config.weights_source,
+                data=self.data(name),
+                image_size=self.image_size(name),
+                seed=self.profile.seed,
+                profile=self.profile,
+                device=self.device,
+            )
         return self._pretrained[name]
 
     # --- work -----------------------------------------------------------------------------------------------------
     def evaluate(self, model: Any, name: str, dtype: Any = None) -> float:
         from .train import evaluate
 
-        return evaluate(model, self.data(name), device=self.device, limit=self.profile.test_samples,
-                        batch_size=self.profile.eval_batch_size, dtype=dtype)
+        return evaluate(
+            model,
+            self.data(name),
+            device=self.device,
+            limit=self.profile.test_samples,
+            batch_size=self.profile.eval_batch_size,
+            dtype=dtype,
+        )
 
     def train_dtype(self, compressed: Compressed) -> Any:
         """The dtype training and inference really run in (see train.training_dtype)."""
@@ -108,8 +123,18 @@ class Study:
 
         torch.manual_seed(self.profile.seed)
         p = self.profile
-        return Trainer(model, self.data(name), device=self.device, batch_size=p.batch_size, optimizer=p.optimizer,
-                       lr=p.lr, weight_decay=p.weight_decay, steps=p.steps_per_round, dtype=dtype, seed=p.seed)
+        return Trainer(
+            model,
+            self.data(name),
+            device=self.device,
+            batch_size=p.batch_size,
+            optimizer=p.optimizer,
+            lr=p.lr,
+            weight_decay=p.weight_decay,
+            steps=p.steps_per_round,
+            dtype=dtype,
+            seed=p.seed,
+        )
 
     def compressed(self, name: str, spec: Any) -> Compressed:
         """``name`` compressed by ``spec`` (cached per session), with its stats for the record."""
@@ -147,8 +172,9 @@ class Study:
             self._compressed[key] = Compressed(model, result.dtype, info)
         return self._compressed[key]
 
-    def _compress(self, name: str, spec: Any, base: Any, weights_info: Dict[str, Any], example: Any
-                  ) -> Tuple[Any, float, bool]:
+    def _compress(
+        self, name: str, spec: Any, base: Any, weights_info: dict[str, Any], example: Any
+    ) -> tuple[Any, float, bool]:
         """compress.apply, cached on disk for warm runs: stego's capacity search alone is several evaluations."""
         import torch
 
@@ -168,12 +194,13 @@ class Study:
         if path is not None and seconds >= CACHE_MIN_SECONDS:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save({"model": result.model, "details": result.details, "dtype": result.dtype,
-                        "seconds": seconds}, tmp)
+            torch.save(
+                {"model": result.model, "details": result.details, "dtype": result.dtype, "seconds": seconds}, tmp
+            )
             os.replace(tmp, path)
         return result, seconds, False
 
-    def _compressed_cache_path(self, name: str, spec: Any, weights_info: Dict[str, Any]) -> Optional[Any]:
+    def _compressed_cache_path(self, name: str, spec: Any, weights_info: dict[str, Any]) -> Any | None:
         """A file per (weights, spec, data, evaluation set): only for weights that are themselves reproducible."""
         import torch
 
@@ -181,9 +208,15 @@ class Study:
 
         if weights_info.get("source") not in ("self", "pretrained"):
             return None
-        ident = {"weights": {k: weights_info.get(k) for k in ("source", "cache_key", "weights", "path")},
-                 "spec": spec.text, "data": self.config.data.label, "size": self.image_size(name),
-                 "test": self.profile.test_samples, "seed": self.profile.seed, "torch": torch.__version__}
+        ident = {
+            "weights": {k: weights_info.get(k) for k in ("source", "cache_key", "weights", "path")},
+            "spec": spec.text,
+            "data": self.config.data.label,
+            "size": self.image_size(name),
+            "test": self.profile.test_samples,
+            "seed": self.profile.seed,
+            "torch": torch.__version__,
+        }
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
         safe = "".join(c if c.isalnum() else "_" for c in spec.text)
         return cache_dir() / "compressed" / f"{name}-{safe}-{digest}.pt"

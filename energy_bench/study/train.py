@@ -11,16 +11,16 @@ keeps fp32 master weights (float16 on CUDA also uses a GradScaler).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any
 
 import torch
 
 from .data import StudyData
 
-
-# Fused kernels update all parameters in one pass. On CPU the default is a per-parameter loop: measured on the
-# 2-core VM, one AdamW step over vgg16's 138M parameters takes 1.86 s that way and 0.11 s fused (SGD 0.14 vs 0.08).
+# Fused kernels update all parameters in one pass; on CPU the default is a per-parameter loop, which dominates a
+# training step of the big classifiers (vgg16, alexnet, vit_b_16).
 FUSED_DEVICES = ("cpu", "cuda")
 
 
@@ -47,10 +47,10 @@ def cpu_flags() -> frozenset:
         return frozenset()
 
 
-def training_dtype(device: torch.device, wanted: Optional[torch.dtype]) -> Tuple[Optional[torch.dtype], str]:
-    """The dtype to autocast to and why. A CPU without native bf16/fp16 instructions emulates them (about 10x
-    slower than float32 here, measured on an AVX2 EPYC), so there the narrow format is kept in the weights'
-    values (the truncated bits stay zero) but the arithmetic runs in float32."""
+def training_dtype(device: torch.device, wanted: torch.dtype | None) -> tuple[torch.dtype | None, str]:
+    """The dtype to autocast to and why. A CPU without native bf16/fp16 instructions emulates them, several times
+    slower than float32, so there the narrow format is kept in the weights' values (the truncated bits stay zero)
+    but the arithmetic runs in float32."""
     if wanted is None or wanted == torch.float32:
         return torch.float32, "float32"
     if device.type == "cpu" and not cpu_flags() & set(_CPU_FLAGS.get(wanted, ())):
@@ -59,7 +59,7 @@ def training_dtype(device: torch.device, wanted: Optional[torch.dtype]) -> Tuple
     return wanted, f"autocast {str(wanted).replace('torch.', '')}, fp32 master weights"
 
 
-def _autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Any:
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
     enabled = dtype is not None and dtype != torch.float32
     return torch.autocast(device_type=device.type, dtype=dtype if enabled else None, enabled=enabled)
 
@@ -72,9 +72,20 @@ def _logits(output: Any) -> torch.Tensor:
 class Trainer:
     """Trains ``model`` on ``data``'s train split, one round at a time (a whole epoch or ``steps`` batches)."""
 
-    def __init__(self, model: torch.nn.Module, data: StudyData, *, device: torch.device, batch_size: int,
-                 optimizer: str, lr: float, weight_decay: float, steps: Optional[int] = None,
-                 dtype: Optional[torch.dtype] = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: StudyData,
+        *,
+        device: torch.device,
+        batch_size: int,
+        optimizer: str,
+        lr: float,
+        weight_decay: float,
+        steps: int | None = None,
+        dtype: torch.dtype | None = None,
+        seed: int = 0,
+    ) -> None:
         self.model = model.to(device)
         self.data = data
         self.device = device
@@ -123,8 +134,15 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: StudyData, *, device: torch.device, limit: Optional[int] = None,
-             batch_size: int = 128, dtype: Optional[torch.dtype] = None) -> float:
+def evaluate(
+    model: torch.nn.Module,
+    data: StudyData,
+    *,
+    device: torch.device,
+    limit: int | None = None,
+    batch_size: int = 128,
+    dtype: torch.dtype | None = None,
+) -> float:
     """Accuracy (0..1) on the first ``limit`` held-out samples (all when None)."""
     was_training = model.training
     model.eval()
@@ -139,8 +157,15 @@ def evaluate(model: torch.nn.Module, data: StudyData, *, device: torch.device, l
 
 
 @torch.no_grad()
-def infer(model: torch.nn.Module, data: StudyData, *, device: torch.device, samples: int, batch_size: int,
-          dtype: Optional[torch.dtype] = None) -> int:
+def infer(
+    model: torch.nn.Module,
+    data: StudyData,
+    *,
+    device: torch.device,
+    samples: int,
+    batch_size: int,
+    dtype: torch.dtype | None = None,
+) -> int:
     """Forward ``samples`` held-out images (cycling the split if short); returns how many were run."""
     model.eval()
     n_test = len(data.test)
@@ -154,12 +179,13 @@ def infer(model: torch.nn.Module, data: StudyData, *, device: torch.device, samp
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: torch.nn.Module, data: StudyData, *, device: torch.device, samples: int = 512,
-                          batch_size: int = 64) -> int:
+def recalibrate_batchnorm(
+    model: torch.nn.Module, data: StudyData, *, device: torch.device, samples: int = 512, batch_size: int = 64
+) -> int:
     """Recompute BatchNorm running statistics as exact averages over ``samples`` train images.
 
-    After a short from-scratch run the running averages lag far behind weights that moved fast (googlenet on
-    digits: 0.90 accuracy with batch statistics, 0.32 with the running ones); this closes that gap.
+    After a short from-scratch run the running averages lag far behind weights that moved fast, so a model scores
+    far worse in eval mode than with batch statistics; this closes that gap.
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -180,19 +206,18 @@ def recalibrate_batchnorm(model: torch.nn.Module, data: StudyData, *, device: to
 
 
 # Part of the ``self`` weights' cache key: bump it when pretrain() changes what it produces.
-PRETRAIN_RECIPE = "r2"  # r2: dropout off, unit-variance init without normalization layers, fused optimizers
+PRETRAIN_RECIPE = "r2"
 
 NORMALIZATION_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
 @torch.no_grad()
-def scale_to_unit_variance(model: torch.nn.Module, images: torch.Tensor, skip: Optional[torch.nn.Module] = None) -> int:
+def scale_to_unit_variance(model: torch.nn.Module, images: torch.Tensor, skip: torch.nn.Module | None = None) -> int:
     """Data-dependent init (LSUV, Mishkin & Matas 2016, without the orthogonal step): one forward pass of ``images``
     in which every Conv2d and Linear except ``skip`` is rescaled so that its output has unit variance.
 
-    A deep net without normalization layers (vgg16, alexnet) otherwise starts with a vanishing signal: measured on
-    digits, vgg16 spent its first ~25 AdamW steps at chance and, with dropout off, reached 0.77 after 60 steps;
-    rescaled first, 0.91. Returns how many layers were rescaled.
+    A deep net without normalization layers (vgg16, alexnet) otherwise starts with a vanishing signal and spends
+    its first steps at chance. Returns how many layers were rescaled.
     """
     rescaled = []
 
@@ -233,16 +258,35 @@ def dropout_disabled(model: torch.nn.Module) -> Iterator[None]:
             m.p = p
 
 
-def pretrain(model: torch.nn.Module, data: StudyData, *, device: torch.device, steps: int, batch_size: int,
-             optimizer: str, lr: float, weight_decay: float = 0.0, seed: int = 0,
-             head: Optional[torch.nn.Module] = None) -> float:
+def pretrain(
+    model: torch.nn.Module,
+    data: StudyData,
+    *,
+    device: torch.device,
+    steps: int,
+    batch_size: int,
+    optimizer: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    head: torch.nn.Module | None = None,
+) -> float:
     """Train from scratch for ``steps`` batches (the ``self`` weights); returns the mean loss.
 
     Recipe: dropout off; a model without normalization layers first gets ``scale_to_unit_variance`` (on 64 train
     images, the classification ``head`` left as built); BatchNorm statistics are recomputed at the end.
     """
-    trainer = Trainer(model, data, device=device, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                      weight_decay=weight_decay, steps=steps, seed=seed + 7919)  # an order unlike fine-tuning's
+    trainer = Trainer(
+        model,
+        data,
+        device=device,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        steps=steps,
+        seed=seed + 7919,
+    )  # an order unlike fine-tuning's
     if not any(isinstance(m, NORMALIZATION_LAYERS) for m in model.modules()):
         images, _ = next(data.batches("train", range(min(64, len(data.train))), 64))
         scale_to_unit_variance(model, images.to(device), skip=head)

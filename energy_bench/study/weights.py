@@ -16,23 +16,26 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
+
+from energy_bench.errors import EnergyBenchError
 
 from . import zoo
 
 SOURCES = ("pretrained", "self", "random")
 
 
-class WeightsError(Exception):
+class WeightsError(EnergyBenchError):
     """A weights file that cannot be used (missing, unreadable, wrong keys or shapes)."""
 
 
-class WeightsUnavailable(Exception):
+class WeightsUnavailable(EnergyBenchError):
     """Pretrained weights are not cached and cannot be downloaded (offline): skip, don't fail."""
 
 
-def check_option(value: Optional[str]) -> Optional[str]:
+def check_option(value: str | None) -> str | None:
     """Validate ``--energy-weights`` cheaply (no torch); ValueError when a PATH does not exist."""
     if value in (None, "") or value in SOURCES:
         return value or None
@@ -51,6 +54,7 @@ def cache_dir() -> Path:
 
 # --- pretrained: torchvision's weights API ----------------------------------------------------------------------
 
+
 def default_weights(name: str) -> Any:
     import torchvision
 
@@ -65,7 +69,7 @@ def cached_file(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
-def fetch_weights(model_names: Sequence[str], progress: bool = True) -> List[Path]:
+def fetch_weights(model_names: Sequence[str], progress: bool = True) -> list[Path]:
     """Download the DEFAULT weights of ``model_names`` into torch.hub's cache (needs internet); returns the files."""
     names = zoo.parse_models(",".join(model_names))
     files = []
@@ -76,13 +80,15 @@ def fetch_weights(model_names: Sequence[str], progress: bool = True) -> List[Pat
     return files
 
 
-def _torchvision_pretrained(name: str, num_classes: int, image_size: int) -> Tuple[Any, Dict[str, Any]]:
+def _torchvision_pretrained(name: str, num_classes: int, image_size: int) -> tuple[Any, dict[str, Any]]:
     weights = default_weights(name)
     path = cached_file(weights)
     if not path.exists():
-        hint = (f"pretrained weights for {name} are not cached: {path} is missing. On a machine with internet run"
-                f" `energy-bench fetch-weights {name}` (or copy {path.name} into {path.parent}),"
-                " or use --energy-weights=self")
+        hint = (
+            f"pretrained weights for {name} are not cached: {path} is missing. On a machine with internet run"
+            f" `energy-bench fetch-weights {name}` (or copy {path.name} into {path.parent}),"
+            " or use --energy-weights=self"
+        )
         if os.environ.get("ENERGY_BENCH_OFFLINE"):
             raise WeightsUnavailable(hint)
         try:
@@ -94,6 +100,7 @@ def _torchvision_pretrained(name: str, num_classes: int, image_size: int) -> Tup
 
 
 # --- PATH: user state dicts -------------------------------------------------------------------------------------
+
 
 def resolve_path(name: str, path: str) -> Path:
     """The state-dict file for ``name``: ``path`` itself, or ``path/<name>.pt`` (``.pth``) for a folder."""
@@ -108,7 +115,7 @@ def resolve_path(name: str, path: str) -> Path:
     return p
 
 
-def read_state_dict(path: Path) -> Dict[str, Any]:
+def read_state_dict(path: Path) -> dict[str, Any]:
     import torch
 
     try:
@@ -123,7 +130,7 @@ def read_state_dict(path: Path) -> Dict[str, Any]:
     return obj
 
 
-def load_state_into(name: str, model: Any, state: Dict[str, Any], origin: str) -> Dict[str, Any]:
+def load_state_into(name: str, model: Any, state: dict[str, Any], origin: str) -> dict[str, Any]:
     """Load ``state`` into ``model`` (a ``name`` built for the data set); WeightsError on the first mismatch.
 
     Tolerated: a head for another number of classes (kept fresh) and ViT position embeddings for another image
@@ -134,7 +141,7 @@ def load_state_into(name: str, model: Any, state: Dict[str, Any], origin: str) -
     expected = model.state_dict()
     state = dict(state)
     head = zoo.get_spec(name).head
-    adapted: Dict[str, Any] = {}
+    adapted: dict[str, Any] = {}
     if name == "vit_b_16" and "encoder.pos_embedding" in state:
         want = expected["encoder.pos_embedding"].shape
         if state["encoder.pos_embedding"].shape != want and state["encoder.pos_embedding"].dim() == 3:
@@ -154,8 +161,10 @@ def load_state_into(name: str, model: Any, state: Dict[str, Any], origin: str) -
                 adapted["head"] = f"replaced ({tuple(tensor.shape)} in the file)"
                 state[key] = expected[key]
                 continue
-            raise WeightsError(f"{origin}: does not fit {name}: {key!r} has shape {list(tensor.shape)} in the file,"
-                               f" {list(expected[key].shape)} in the model")
+            raise WeightsError(
+                f"{origin}: does not fit {name}: {key!r} has shape {list(tensor.shape)} in the file,"
+                f" {list(expected[key].shape)} in the model"
+            )
     with torch.no_grad():
         model.load_state_dict(state)
     return adapted
@@ -163,18 +172,19 @@ def load_state_into(name: str, model: Any, state: Dict[str, Any], origin: str) -
 
 # --- self: pretraining on the data set, cached --------------------------------------------------------------------
 
+
 def self_cache_key(name: str, data_label: str, image_size: int, seed: int, recipe: str) -> str:
     data_id = hashlib.sha1(data_label.encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() else "_" for c in data_label.rsplit(os.sep, 1)[-1])[:24]
     return f"{name}-{safe}-{data_id}-{image_size}px-seed{seed}-{recipe}"
 
 
-def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: Any, device: Any,
-                     cache: Optional[Path]) -> Tuple[Any, Dict[str, Any]]:
+def _self_pretrained(
+    name: str, data: Any, image_size: int, seed: int, profile: Any, device: Any, cache: Path | None
+) -> tuple[Any, dict[str, Any]]:
     import torch
 
     from . import train
-
     from .profiles import pretrain_lr, pretrain_steps
 
     lr = pretrain_lr(profile, name)
@@ -189,21 +199,43 @@ def _self_pretrained(name: str, data: Any, image_size: int, seed: int, profile: 
         load_state_into(name, model, read_state_dict(path), str(path))
         return model, {**info, "cached": True}
     start = time.perf_counter()
-    loss = train.pretrain(model, data, device=device, steps=steps, batch_size=profile.batch_size,
-                          optimizer=profile.pretrain_optimizer, lr=lr, seed=seed, head=zoo.head_module(name, model))
+    loss = train.pretrain(
+        model,
+        data,
+        device=device,
+        steps=steps,
+        batch_size=profile.batch_size,
+        optimizer=profile.pretrain_optimizer,
+        lr=lr,
+        seed=seed,
+        head=zoo.head_module(name, model),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, path)  # atomic: a parallel or interrupted run never sees half a file
-    return model, {**info, "cached": False, "pretrain_seconds": round(time.perf_counter() - start, 2),
-                   "pretrain_loss": round(loss, 4)}
+    return model, {
+        **info,
+        "cached": False,
+        "pretrain_seconds": round(time.perf_counter() - start, 2),
+        "pretrain_loss": round(loss, 4),
+    }
 
 
 # --- one entry point ---------------------------------------------------------------------------------------------
 
-def load_pretrained(name: str, source: Optional[str], *, data: Any, image_size: Optional[int] = None, seed: int = 0,
-                    cache_dir: Optional[Path] = None, profile: Any = None, device: Any = None
-                    ) -> Tuple[Any, Dict[str, Any]]:
+
+def load_pretrained(
+    name: str,
+    source: str | None,
+    *,
+    data: Any,
+    image_size: int | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    profile: Any = None,
+    device: Any = None,
+) -> tuple[Any, dict[str, Any]]:
     """``(model, info)``: ``name`` with a head for ``data``'s classes and weights from ``source``.
 
     ``source``: pretrained|self|random|PATH (None = the profile's default). ``info`` is plain JSON saying where the

@@ -7,7 +7,7 @@ a classification head for the data set's classes. ``MODEL_NAMES`` is importable 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ModelSpec:
 
 
 # In the study's order: by parameter count, 8M to 138M.
-MODELS: Dict[str, ModelSpec] = {
+MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("densenet121", "classifier", 32, 8.0),
@@ -35,7 +35,7 @@ MODELS: Dict[str, ModelSpec] = {
     )
 }
 
-MODEL_NAMES: Tuple[str, ...] = tuple(MODELS)
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -45,7 +45,7 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}") from None
 
 
-def parse_models(text: str) -> Tuple[str, ...]:
+def parse_models(text: str) -> tuple[str, ...]:
     """Parse a comma-separated model list (``--energy-models``); ValueError lists the valid names."""
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not names:
@@ -63,7 +63,7 @@ def input_size(name: str, requested: int) -> int:
     return -(-size // spec.size_multiple) * spec.size_multiple
 
 
-def _arch_kwargs(name: str, image_size: int) -> Dict[str, Any]:
+def _arch_kwargs(name: str, image_size: int) -> dict[str, Any]:
     if name in ("googlenet", "inception_v3"):
         # No auxiliary classifiers: the study fine-tunes the main head only; init_weights silences a warning.
         return {"aux_logits": False, "init_weights": True}
@@ -72,7 +72,7 @@ def _arch_kwargs(name: str, image_size: int) -> Dict[str, Any]:
     return {}
 
 
-def build_model(name: str, num_classes: int, image_size: int, weights: Optional[Any] = None) -> Any:
+def build_model(name: str, num_classes: int, image_size: int, weights: Any | None = None) -> Any:
     """A torchvision ``name`` with a fresh ``num_classes`` head, for ``image_size`` inputs.
 
     ``weights=None``: random initialization, built directly at ``num_classes``. ``weights`` (an enum member or
@@ -83,11 +83,14 @@ def build_model(name: str, num_classes: int, image_size: int, weights: Optional[
 
     get_spec(name)
     if image_size != input_size(name, image_size):
-        raise ValueError(f"{name} needs square inputs of at least {get_spec(name).min_size} px"
-                         f" (a multiple of {get_spec(name).size_multiple}); got {image_size}")
+        raise ValueError(
+            f"{name} needs square inputs of at least {get_spec(name).min_size} px"
+            f" (a multiple of {get_spec(name).size_multiple}); got {image_size}"
+        )
     if weights is None:
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes,
-                                            **_arch_kwargs(name, image_size))
+        return torchvision.models.get_model(
+            name, weights=None, num_classes=num_classes, **_arch_kwargs(name, image_size)
+        )
     model = torchvision.models.get_model(name, weights=weights)
     model = adapt_image_size(name, model, image_size)
     replace_head(name, model, num_classes)
@@ -128,9 +131,13 @@ def count_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def parameter_table(num_classes: int = 1000, image_size: int = 224) -> Tuple[Tuple[str, int, float], ...]:
+def parameter_table(num_classes: int = 1000, image_size: int = 224) -> tuple[tuple[str, int, float], ...]:
     """(name, parameters as built here, paper millions) for every model: the README's table."""
     return tuple(
-        (name, count_parameters(build_model(name, num_classes, input_size(name, image_size))), MODELS[name].paper_params)
+        (
+            name,
+            count_parameters(build_model(name, num_classes, input_size(name, image_size))),
+            MODELS[name].paper_params,
+        )
         for name in MODEL_NAMES
     )

@@ -14,8 +14,8 @@ import math
 import string
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -225,7 +225,7 @@ class FakeNvml:
         self._check(handle)
         if not handle.power_works:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return int(round(handle.trace.power(self.elapsed()) * 1000))
+        return round(handle.trace.power(self.elapsed()) * 1000)
 
     def _build_module(self) -> types.ModuleType:
         module = types.ModuleType("pynvml", "fake pynvml for tests")

@@ -1,0 +1,33 @@
+"""The ``energy-bench`` command: one sub-command per module of this package.
+
+Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch), 2 bad arguments or runs that
+cannot be compared (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from energy_bench.cli import compare, weights
+
+#: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
+COMMANDS = (compare, weights)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="energy-bench", description="energy-bench: saved runs and study weights.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The pytest integration (entry point ``pytest11: energy_bench``): options, fixtures, the energy table, the gate.
+
+This module only registers options and builds the session; the work lives in the modules it names. The study is
+not part of it: it registers only where asked (``-p energy_bench.study``, or a conftest's ``pytest_plugins``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from energy_bench.plugin import options, settings
+from energy_bench.plugin.session import SESSION_KEY, EnergySession
+
+pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser, options.OPTIONS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SESSION_KEY] = EnergySession(settings=settings.from_config(config))

@@ -1,0 +1,188 @@
+"""The comparison gate: ``--energy-compare``, ``--energy-compare-fail``, ``--energy-compare-force``.
+
+The baseline is loaded at configure time, before pytest-benchmark saves the current run in its
+``pytest_sessionfinish`` wrapper, so a run is never compared with itself. Verdicts are decided in
+our ``pytest_sessionfinish`` (after that save, before the terminal summary): the energy table gets
+its comparison columns, and a regression sets exit status 1 with a summary written straight to the
+terminal, so it shows with ``--no-summary`` and whatever pytest-benchmark's own flags do.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from energy_bench.plugin import options
+from energy_bench.plugin.session import get_session
+from energy_bench.runs.storage import (
+    BenchRecord,
+    RunLoadError,
+    RunNotFound,
+    SavedRun,
+    Storage,
+    load_run_file,
+    record_from,
+)
+
+if TYPE_CHECKING:
+    from energy_bench.runs.compare import Threshold
+
+# energy_bench.runs.compare (numpy, scipy) and formats are imported inside the hooks, only when a comparison is asked
+# for: this module loads in every pytest run that has the plugin installed.
+
+
+@dataclass(frozen=True)
+class Gate:
+    baseline: SavedRun
+    thresholds: tuple[Threshold, ...]
+    gating: bool
+    force: bool
+
+
+GATE_KEY = pytest.StashKey[Gate]()
+
+
+def parse_fail_option(config: pytest.Config) -> tuple[Threshold, ...]:
+    value = options.get(config, "energy_compare_fail")
+    if not value:
+        return ()
+    from energy_bench.runs.compare import ThresholdError, parse_thresholds
+
+    try:
+        return parse_thresholds(value)
+    except ThresholdError as exc:
+        raise pytest.UsageError(f"--energy-compare-fail: {exc}") from None
+
+
+def load_baseline(config: pytest.Config, spec: str) -> SavedRun:
+    """The run named by ``--energy-compare`` (latest, NUM or PATH) in pytest-benchmark's storage."""
+    bench_session = getattr(config, "_benchmarksession", None)
+    if bench_session is None:
+        raise pytest.UsageError("--energy-compare needs pytest-benchmark (is it disabled with -p no:benchmark?)")
+    root = getattr(bench_session.storage, "path", None)
+    if root is None:
+        raise pytest.UsageError("--energy-compare: only file storage is supported (see --benchmark-storage)")
+    storage = Storage(Path(root), bench_session.machine_id)
+    if spec != "latest" and not spec.isdigit() and not spec.endswith(".json") and Path(spec).exists():
+        # nargs="?" took a test path as the run: say how to write it instead of failing to parse it as JSON
+        raise pytest.UsageError(
+            f"--energy-compare: {spec!r} is not a saved run (NUM or a .json file); to compare "
+            f"with the latest run, write --energy-compare after the test paths or as "
+            f"--energy-compare=latest"
+        )
+    try:
+        return load_run_file(storage.find(spec))
+    except (RunNotFound, RunLoadError) as exc:
+        raise pytest.UsageError(f"--energy-compare: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Bad expressions fail fast, before any test runs.
+    parse_fail_option(config)
+    if config.getoption("energy_compare") is None and config.getoption("energy_compare_fail"):
+        raise pytest.UsageError("--energy-compare-fail needs --energy-compare (the run to compare with)")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # After every plugin's configure (pytest-benchmark's session exists), before its sessionfinish saves this run.
+    config = session.config
+    spec = config.getoption("energy_compare")
+    if spec is None or hasattr(config, "workerinput"):  # xdist workers: the controller compares
+        return
+    from energy_bench.runs.compare import DEFAULT_THRESHOLDS, parse_thresholds
+
+    thresholds = parse_fail_option(config)
+    config.stash[GATE_KEY] = Gate(
+        baseline=load_baseline(config, spec),
+        thresholds=thresholds or parse_thresholds(DEFAULT_THRESHOLDS),
+        gating=bool(thresholds),
+        force=bool(config.getoption("energy_compare_force")),
+    )
+
+
+def current_records(config: pytest.Config) -> dict[str, BenchRecord]:
+    """This session's results, read from pytest-benchmark's session like a saved file would be."""
+    records = {}
+    for bench in config._benchmarksession.benchmarks:
+        if not bench or bench.has_error:
+            continue
+        stats = bench.stats
+        stats_dict = {"mean": stats.mean, "stddev": stats.stddev, "rounds": stats.rounds, "data": list(stats.data)}
+        records[bench.fullname] = record_from(bench.fullname, bench.extra_info, stats_dict)
+    return records
+
+
+def _current_machine_energy(config: pytest.Config) -> dict[str, Any] | None:
+    meter = get_session(config).meter
+    return meter.info() if meter is not None else None
+
+
+def _writer(config: pytest.Config):
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")  # ends the progress line ("....  [100%]"), which has no newline yet
+        return reporter.write_line
+    return lambda line, **markup: print(line, file=sys.stderr)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    from energy_bench.runs.compare import ALPHA, compare_records, compatibility_problems, regression_lines
+    from energy_bench.runs.formats import gate_columns
+
+    write = _writer(config)
+    energy_session = get_session(config)
+    baseline = gate.baseline
+    current = current_records(config)
+    if not current:
+        write(f"energy-bench: nothing compared with {baseline.label}: no benchmark ran")
+        return
+    limits = ", ".join(str(t) for t in gate.thresholds)
+    header = f"energy-bench: compared with {baseline.label} ({limits}; one-sided Mann-Whitney U, alpha {ALPHA:g})"
+
+    problems = compatibility_problems(
+        baseline.benchmarks, current, baseline.machine_energy, _current_machine_energy(config)
+    )
+    if problems and not gate.force:
+        write(
+            f"energy-bench: refusing to compare with {baseline.label}: {'; '.join(problems)} "
+            "(pass --energy-compare-force to compare anyway)",
+            red=True,
+            bold=True,
+        )
+        for name in current:
+            energy_session.comparison[name] = {
+                "baseline J": "",
+                "change": "",
+                "accuracy change": "",
+                "verdict": "refused",
+            }
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+
+    comparisons = compare_records(baseline.benchmarks, current, gate.thresholds)
+    for comparison in comparisons:
+        if comparison.current is not None:
+            energy_session.comparison[comparison.fullname] = gate_columns(comparison)
+    notes = list(baseline.notes) + [f"forced despite: {p}" for p in problems]
+    notes += sorted({f"{c.fullname}: {n}" for c in comparisons if c.current is not None for n in c.notes})
+    lines = regression_lines(comparisons) if gate.gating else []
+    energy_session.regressions = lines
+    if lines:
+        write(f"{header}: {len(lines)} regression(s)", red=True, bold=True)
+        for line in lines:
+            write(f"  REGRESSION {line}", red=True)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        write(f"{header}: {'no regressions' if gate.gating else 'not gating (no --energy-compare-fail)'}")
+    for note in notes:
+        write(f"  note: {note}")

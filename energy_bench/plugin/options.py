@@ -1,0 +1,93 @@
+"""Command-line options with their ini-file twins, and how to read them.
+
+Each plugin registers its own list with :func:`add_options` (the harness here, the study in
+:mod:`energy_bench.study.plugin`), so ``pytest --help`` shows only what is loaded. Validation lives with the code
+that uses each option: harness options in :mod:`energy_bench.plugin.settings`, comparison options in
+:mod:`energy_bench.plugin.gate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+#: pytest --help group of the harness's options
+GROUP = ("energy-bench", "energy-bench: joules and accuracy for pytest-benchmark")
+
+# (flag, ini name or None, help, extra argparse keywords)
+Option = tuple[str, str | None, str, dict[str, Any]]
+
+OPTIONS: list[Option] = [
+    (
+        "--energy-device",
+        "energy_device",
+        "torch device of the energy_device fixture: auto|cpu|cuda|cuda:N (default auto).",
+        {},
+    ),
+    (
+        "--energy-meter",
+        "energy_meter",
+        "energy source: auto|nvml|rapl|estimate. auto = NVML if it sees a GPU (+RAPL when readable), "
+        "else RAPL, else the CPU-time estimate (default auto).",
+        {},
+    ),
+    ("--energy-gpus", "energy_gpus", "NVML GPU indices to measure, e.g. 0,1 (default: all NVML sees).", {}),
+    (
+        "--energy-idle-seconds",
+        "energy_idle_seconds",
+        "measure idle power for S seconds once per session; the report then shows net joules "
+        "(gross minus idle watts x time) beside gross (default 0: off).",
+        {},
+    ),
+    ("--energy-cpu-watts", "energy_cpu_watts", "watts per busy core for the CPU-time estimate (default 10).", {}),
+    (
+        "--energy-powercap-root",
+        "energy_powercap_root",
+        "root of the RAPL powercap tree (default /sys/class/powercap).",
+        {},
+    ),
+    (
+        "--energy-compare",
+        None,
+        "compare with a saved run: NUM or PATH; no value = latest saved run in --benchmark-storage.",
+        {"nargs": "?", "const": "latest"},
+    ),
+    (
+        "--energy-compare-fail",
+        "energy_compare_fail",
+        "fail on regression, e.g. joules:5%%,accuracy:1pt,time:10%% (threshold AND significance).",
+        {},
+    ),
+    (
+        "--energy-compare-force",
+        None,
+        "compare even measured with estimated energy or different meters/devices.",
+        {"action": "store_true"},
+    ),
+]
+
+
+def add_options(parser: pytest.Parser, options: list[Option], group: tuple[str, str] = GROUP) -> None:
+    """Register ``options`` (flag, ini twin, help, argparse keywords) in the ``group`` of ``pytest --help``."""
+    section = parser.getgroup(*group)
+    for flag, ini, help_text, extra in options:
+        kwargs = {"default": None, **extra}
+        if kwargs.get("action") == "store_true":
+            kwargs["default"] = False
+        section.addoption(flag, dest=flag[2:].replace("-", "_"), help=help_text, **kwargs)
+        if ini:
+            parser.addini(ini, help=help_text, default=None)
+
+
+def get(config: pytest.Config, name: str) -> Any:
+    """Value of option ``name`` (e.g. "energy_meter"): command line first, then the ini file, else None."""
+    value = config.getoption(name)
+    if value is None or value is False:
+        try:
+            ini_value = config.getini(name)
+        except ValueError:  # no ini twin
+            return value
+        if ini_value not in (None, "", []):
+            return ini_value
+    return value

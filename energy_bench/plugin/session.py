@@ -1,0 +1,31 @@
+"""State shared by the plugin's parts for one pytest session (kept in ``config.stash``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from energy_bench.meters.base import Meter
+from energy_bench.plugin.settings import Settings
+
+
+@dataclass
+class EnergySession:
+    settings: Settings
+    #: built lazily by the ``energy_meter`` fixture, so runs that never measure never touch NVML
+    meter: Meter | None = None
+    #: idle watts per domain, when --energy-idle-seconds was given and measured
+    idle_watts: dict[str, float] | None = None
+    #: extra report columns per benchmark fullname, filled by the comparison gate
+    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: one line per regression found by the gate (empty: none, or no gate)
+    regressions: list[str] = field(default_factory=list)
+
+
+SESSION_KEY = pytest.StashKey[EnergySession]()
+
+
+def get_session(config: pytest.Config) -> EnergySession:
+    return config.stash[SESSION_KEY]

@@ -1,0 +1,69 @@
+"""Harness settings parsed from options, with usage errors for bad input."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, METER_KINDS
+from energy_bench.plugin import options
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "auto"
+    meter: str = "auto"
+    gpus: tuple[int, ...] | None = None
+    idle_seconds: float = 0.0
+    cpu_watts: float = DEFAULT_CPU_WATTS
+    powercap_root: str = DEFAULT_POWERCAP_ROOT
+
+
+def _parse_device(value: str) -> str:
+    value = value.strip().lower()
+    if value in ("auto", "cpu", "cuda"):
+        return value
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return value
+    raise pytest.UsageError(f"--energy-device: unknown device {value!r}; expected auto, cpu, cuda or cuda:N")
+
+
+def _parse_gpus(value: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in value.split(",")]
+    if not parts or any(not p.isdigit() for p in parts):
+        raise pytest.UsageError(f"--energy-gpus: {value!r} is not a comma-separated list of GPU indices, e.g. 0,1")
+    return tuple(int(p) for p in parts)
+
+
+def _parse_float(flag: str, value: str, *, minimum: float, strict: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{flag}: {value!r} is not a number") from None
+    if number < minimum or (strict and number == minimum) or number != number:
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise pytest.UsageError(f"{flag}: {value!r} must be {bound}")
+    return number
+
+
+def from_config(config: pytest.Config) -> Settings:
+    device = _parse_device(options.get(config, "energy_device") or "auto")
+    meter = (options.get(config, "energy_meter") or "auto").strip().lower()
+    if meter not in METER_KINDS:
+        raise pytest.UsageError(f"--energy-meter: unknown meter {meter!r}; expected one of {', '.join(METER_KINDS)}")
+    gpus_value = options.get(config, "energy_gpus")
+    gpus = _parse_gpus(gpus_value) if gpus_value else None
+    idle = _parse_float("--energy-idle-seconds", options.get(config, "energy_idle_seconds") or 0, minimum=0.0)
+    watts_value = options.get(config, "energy_cpu_watts")
+    cpu_watts = (
+        DEFAULT_CPU_WATTS
+        if watts_value is None
+        else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, strict=True)
+    )
+    root_value = options.get(config, "energy_powercap_root")
+    root = root_value or DEFAULT_POWERCAP_ROOT
+    if root_value and not os.path.isdir(root):
+        raise pytest.UsageError(f"--energy-powercap-root: {root} is not a directory")
+    return Settings(device, meter, gpus, idle, cpu_watts, root)

@@ -1,0 +1,4 @@
+"""Saved runs: the energy record written into pytest-benchmark's JSON (:mod:`~energy_bench.runs.record`), reading
+saved runs back (:mod:`~energy_bench.runs.storage`), comparing them (:mod:`~energy_bench.runs.compare`) and writing
+tables (:mod:`~energy_bench.runs.formats`). Plain Python with numpy/scipy: no pytest, no torch.
+"""

@@ -1,0 +1,353 @@
+"""Comparison and history tables: text table, markdown (for a pull request), csv and json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tabulate import tabulate
+
+from energy_bench.runs.compare import ALPHA, BenchmarkComparison, Threshold, regression_lines
+from energy_bench.runs.storage import BenchRecord, SavedRun
+from energy_bench.runs.text import (
+    format_accuracy,
+    format_number,
+    format_percent,
+    format_points,
+    format_ratio,
+)
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+# ---------------------------------------------------------------------------- the gate's columns
+
+
+def gate_columns(comparison: BenchmarkComparison) -> dict[str, str]:
+    """Columns the gate adds to the energy table of the running session (printable values)."""
+    joules = comparison.metrics.get("joules")
+    accuracy = comparison.metrics.get("accuracy")
+    baseline = comparison.baseline.joules if comparison.baseline else None
+    return {
+        "baseline J": format_number(baseline.mean if baseline else None),
+        "change": format_percent(joules.change_percent if joules else None),
+        "accuracy change": format_points(accuracy.change_points if accuracy else None),
+        "verdict": comparison.verdict,
+    }
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+@dataclass
+class CompareReport:
+    """Runs compared with the first one: ``comparisons[i]`` is run ``i + 1`` against run 0."""
+
+    runs: list[SavedRun]
+    comparisons: list[list[BenchmarkComparison]]
+    thresholds: tuple[Threshold, ...]
+    gating: bool
+    alpha: float = ALPHA
+    notes: tuple[str, ...] = ()
+
+    @property
+    def baseline(self) -> SavedRun:
+        return self.runs[0]
+
+    @property
+    def regressions(self) -> list[str]:
+        lines = []
+        for run, comparisons in zip(self.runs[1:], self.comparisons):
+            prefix = f"{run.label}: " if len(self.runs) > 2 else ""
+            lines.extend(prefix + line for line in regression_lines(comparisons))
+        return lines
+
+    def fullnames(self) -> list[str]:
+        names: dict[str, None] = {}
+        for run in self.runs:
+            names.update(dict.fromkeys(run.benchmarks))
+        return list(names)
+
+
+def _metric_fields(record: BenchRecord | None) -> dict[str, Any]:
+    joules = record.joules if record else None
+    time = record.time if record else None
+    return {
+        "joules": joules.mean if joules else None,
+        "joules_stddev": joules.stddev if joules else None,
+        "rounds": (joules.rounds if joules else None) or (time.rounds if time else None),
+        "time": time.mean if time else None,
+        "accuracy": record.accuracy if record else None,
+    }
+
+
+def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
+    """Plain rows: one per benchmark and run, ratios against the first run."""
+    by_run = [{c.fullname: c for c in comparisons} for comparisons in report.comparisons]
+    rows = []
+    for name in report.fullnames():
+        base_record = report.baseline.benchmarks.get(name)
+        rows.append(
+            {
+                "benchmark": name,
+                "run": report.baseline.label,
+                **_metric_fields(base_record),
+                "joules_ratio": 1.0 if base_record and base_record.joules else None,
+                "time_ratio": 1.0 if base_record and base_record.time else None,
+                "accuracy_change_pt": None,
+                "joules_p": None,
+                "time_p": None,
+                "verdict": "baseline" if base_record else "absent",
+                "notes": "",
+            }
+        )
+        for run, comparisons in zip(report.runs[1:], by_run):
+            comparison = comparisons.get(name)
+            record = run.benchmarks.get(name)
+            metrics = comparison.metrics if comparison else {}
+            rows.append(
+                {
+                    "benchmark": name,
+                    "run": run.label,
+                    **_metric_fields(record),
+                    "joules_ratio": metrics["joules"].ratio if "joules" in metrics else None,
+                    "time_ratio": metrics["time"].ratio if "time" in metrics else None,
+                    "accuracy_change_pt": metrics["accuracy"].change_points if "accuracy" in metrics else None,
+                    "joules_p": metrics["joules"].p_worse if "joules" in metrics else None,
+                    "time_p": metrics["time"].p_worse if "time" in metrics else None,
+                    "verdict": comparison.verdict if comparison else "absent",
+                    "notes": "; ".join(comparison.notes) if comparison else "",
+                }
+            )
+    return rows
+
+
+_DISPLAY = {
+    "run": ("run", str),
+    "joules": ("joules (J)", format_number),
+    "joules_ratio": ("J ratio", format_ratio),
+    "time": ("time (s)", format_number),
+    "time_ratio": ("time ratio", format_ratio),
+    "accuracy": ("accuracy", format_accuracy),
+    "accuracy_change_pt": ("accuracy change", format_points),
+    "verdict": ("verdict", str),
+    "notes": ("notes", str),
+}
+
+
+def _display_rows(rows: list[dict[str, Any]], keys: Iterable[str]) -> list[list[str]]:
+    return [[_DISPLAY[k][1](row[k]) for k in keys] for row in rows]
+
+
+def verdict_line(report: CompareReport) -> str:
+    limits = ", ".join(str(t) for t in report.thresholds)
+    test = f"one-sided Mann-Whitney U, alpha {report.alpha:g}"
+    others = ", ".join(run.label for run in report.runs[1:])
+    count = len(report.regressions)
+    if count and report.gating:
+        return f"{count} regression(s) in {others} vs {report.baseline.label} ({limits}; {test})"
+    if count:
+        return f"{count} change(s) beyond {limits} in {others} vs {report.baseline.label} (not gating; {test})"
+    return f"No regressions in {others} vs {report.baseline.label} ({limits}; {test})"
+
+
+def legend(report: CompareReport) -> str:
+    return (
+        f"A regression is beyond its threshold and, for joules and time, significant in a one-sided "
+        f"Mann-Whitney U test on the per-round samples (alpha {report.alpha:g}); accuracy is one value per run, "
+        f"so its threshold alone decides. Ratios are against {report.baseline.label}."
+    )
+
+
+def render_compare(report: CompareReport, fmt: str) -> str:
+    rows = compare_rows(report)
+    if fmt == "json":
+        return json.dumps(
+            {
+                "baseline": report.baseline.label,
+                "runs": [run.label for run in report.runs],
+                "thresholds": [str(t) for t in report.thresholds],
+                "gating": report.gating,
+                "alpha": report.alpha,
+                "regressions": report.regressions,
+                "notes": list(report.notes),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    if fmt == "csv":
+        return _csv(rows)
+    keys = [k for k in _DISPLAY if any(row.get(k) not in (None, "") for row in rows) or k in ("run", "verdict")]
+    if fmt == "markdown":
+        lines = ["## Energy comparison", "", f"**{verdict_line(report)}**", ""]
+        if report.regressions:
+            lines += [f"- {line}" for line in report.regressions] + [""]
+        table = [[f"`{row['benchmark']}`", *cells] for row, cells in zip(rows, _display_rows(rows, keys))]
+        lines.append(
+            tabulate(
+                table, headers=["benchmark", *(_DISPLAY[k][0] for k in keys)], tablefmt="github", disable_numparse=True
+            )
+        )
+        lines += ["", legend(report), ""] + [f"> {note}" for note in report.notes]
+        return "\n".join(lines).rstrip() + "\n"
+    if fmt == "table":
+        blocks = []
+        for name in report.fullnames():
+            mine = [row for row in rows if row["benchmark"] == name]
+            blocks.append(
+                name
+                + "\n"
+                + tabulate(
+                    _display_rows(mine, keys),
+                    headers=[_DISPLAY[k][0] for k in keys],
+                    tablefmt="simple",
+                    disable_numparse=True,
+                )
+            )
+        tail = [verdict_line(report), *report.regressions, legend(report), *report.notes]
+        return "\n\n".join(blocks) + "\n\n" + "\n".join(tail) + "\n"
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"  # 1.005, not 1.0050000000000001
+    return value
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def history_rows(runs: list[SavedRun]) -> list[dict[str, Any]]:
+    """Each benchmark over ``runs`` (already in commit order): values, change vs first and previous run."""
+    names: dict[str, None] = {}
+    for run in runs:
+        names.update(dict.fromkeys(run.benchmarks))
+    rows = []
+    for name in names:
+        first = previous = None
+        for run in runs:
+            record = run.benchmarks.get(name)
+            if record is None:
+                continue
+            joules = record.joules.mean if record.joules else None
+            rows.append(
+                {
+                    "benchmark": name,
+                    "run": run.label,
+                    "commit": (run.commit_id or "")[:10],
+                    "datetime": run.datetime or "",
+                    **_metric_fields(record),
+                    "joules_vs_first_pct": _pct(first, joules),
+                    "joules_vs_previous_pct": _pct(previous, joules),
+                }
+            )
+            if joules is not None:
+                first = joules if first is None else first
+                previous = joules
+    return rows
+
+
+def _pct(before: float | None, after: float | None) -> float | None:
+    if before in (None, 0) or after is None:
+        return None
+    return (after / before - 1.0) * 100.0
+
+
+_HISTORY = {
+    "run": ("run", str),
+    "commit": ("commit", str),
+    "datetime": ("saved", lambda v: v[:19]),
+    "joules": ("joules (J)", format_number),
+    "joules_vs_first_pct": ("vs first", format_percent),
+    "joules_vs_previous_pct": ("vs previous", format_percent),
+    "time": ("time (s)", format_number),
+    "accuracy": ("accuracy", format_accuracy),
+}
+
+
+def render_history(runs: list[SavedRun], fmt: str, notes: Iterable[str] = ()) -> str:
+    rows = history_rows(runs)
+    notes = list(notes)
+    if fmt == "json":
+        return json.dumps({"runs": [run.label for run in runs], "notes": notes, "rows": rows}, indent=2)
+    if fmt == "csv":
+        return _csv(rows)
+    headers = [title for title, _ in _HISTORY.values()]
+    cells = [[show(row[key]) for key, (_, show) in _HISTORY.items()] for row in rows]
+    if fmt == "markdown":
+        table = [[f"`{row['benchmark']}`", *c] for row, c in zip(rows, cells)]
+        lines = [
+            "## Energy history",
+            "",
+            f"{len(runs)} saved runs in commit order.",
+            "",
+            tabulate(table, headers=["benchmark", *headers], tablefmt="github", disable_numparse=True),
+            "",
+        ]
+        return "\n".join(lines + [f"> {note}" for note in notes]).rstrip() + "\n"
+    if fmt == "table":
+        blocks = []
+        for name in dict.fromkeys(row["benchmark"] for row in rows):
+            mine = [c for row, c in zip(rows, cells) if row["benchmark"] == name]
+            blocks.append(name + "\n" + tabulate(mine, headers=headers, tablefmt="simple", disable_numparse=True))
+        return "\n\n".join(blocks + notes) + "\n"
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def render_report(run: SavedRun, fmt: str) -> str:
+    """Energy table of one saved run."""
+    rows = [
+        {
+            "benchmark": name,
+            **_metric_fields(record),
+            "source": record.source or "",
+            "meter": record.meter or "",
+            "notes": "; ".join(record.notes + ([record.error] if record.error else [])),
+        }
+        for name, record in run.benchmarks.items()
+    ]
+    if fmt == "json":
+        return json.dumps({"run": run.label, "notes": run.notes, "rows": rows}, indent=2)
+    if fmt == "csv":
+        return _csv(rows)
+    table = [
+        [
+            row["benchmark"],
+            format_number(row["joules"]),
+            format_number(row["joules_stddev"]),
+            row["rounds"] or "",
+            format_number(row["time"]),
+            format_accuracy(row["accuracy"]),
+            row["meter"],
+            row["source"],
+            row["notes"],
+        ]
+        for row in rows
+    ]
+    headers = ["benchmark", "joules (J)", "stddev (J)", "rounds", "time (s)", "accuracy", "meter", "source", "notes"]
+    tablefmt = "github" if fmt == "markdown" else "simple"
+    head = f"## Energy of {run.label}\n\n" if fmt == "markdown" else f"{run.label}\n"
+    if fmt not in ("markdown", "table"):
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return (
+        head
+        + tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+        + "\n"
+        + "".join(f"\n{n}" for n in run.notes)
+    )

@@ -1,0 +1,109 @@
+"""The energy record stored in each benchmark's ``extra_info``.
+
+``extra_info.energy`` holds plain JSON values only, so pytest-benchmark's own storage, autosave
+and ``pytest-benchmark compare`` keep working on the files::
+
+    {"joules": {mean, median, min, max, stddev, rounds, data}, # total of all domains, per round
+     "net_joules": {...same shape...},   # only with an idle baseline: joules - idle watts x seconds
+     "idle_watts": float,                # only with an idle baseline: the watts subtracted
+     "seconds": {...same shape...},      # wall seconds of each window, as the meter saw them
+     "mean_watts": float,                # all joules / all seconds
+     "source": "measured" | "estimated",
+     "meter": "nvml-counter" | "nvml-power" | "rapl" | "estimate" | "a+b",
+     "domains": {name: mean joules per round},
+     "warnings": [str, ...]}             # only when the meter warned (e.g. windows too short)
+
+A benchmark whose meter failed gets ``{"error": reason, "meter": ..., "source": ...}`` instead.
+Quality metrics sit beside it: ``extra_info.accuracy`` (a float in 0..1) and any others recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from energy_bench.meters.base import Meter, Reading, Source
+
+#: extra_info keys that energy.record() must not overwrite
+RESERVED_KEYS = ("energy",)
+
+
+def samples(values: Sequence[float]) -> dict[str, Any]:
+    """Summary of per-round values in pytest-benchmark's shape (stddev 0 for a single round)."""
+    data = [float(v) for v in values]
+    if not data:
+        raise ValueError("no rounds to summarize")
+    return {
+        "mean": statistics.fmean(data),
+        "median": float(statistics.median(data)),
+        "min": min(data),
+        "max": max(data),
+        "stddev": statistics.stdev(data) if len(data) > 1 else 0.0,
+        "rounds": len(data),
+        "data": data,
+    }
+
+
+def _source(readings: Iterable[Reading]) -> str:
+    """Measured only when every window was measured."""
+    return (
+        Source.MEASURED.value if all(Source(r.source) is Source.MEASURED for r in readings) else Source.ESTIMATED.value
+    )
+
+
+def energy_record(readings: Sequence[Reading], idle_watts: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The record for one benchmark from the readings of its measured rounds."""
+    if not readings:
+        raise ValueError("an energy record needs at least one reading")
+    joules = [r.total for r in readings]
+    seconds = [float(r.seconds) for r in readings]
+    domain_names = sorted({d for r in readings for d in r.joules})
+    record: dict[str, Any] = {"joules": samples(joules)}
+    if idle_watts is not None:
+        # Per round: idle watts of the domains this reading has, times its own length.
+        idle = [sum(float(idle_watts.get(d, 0.0)) for d in r.joules) for r in readings]
+        record["net_joules"] = samples([j - w * s for j, w, s in zip(joules, idle, seconds)])
+        record["idle_watts"] = statistics.fmean(idle)
+    record["seconds"] = samples(seconds)
+    total_seconds = sum(seconds)
+    record["mean_watts"] = sum(joules) / total_seconds if total_seconds > 0 else 0.0
+    record["source"] = _source(readings)
+    record["meter"] = str(readings[0].meter)
+    record["domains"] = {d: statistics.fmean(float(r.joules.get(d, 0.0)) for r in readings) for d in domain_names}
+    notes = list(dict.fromkeys(w for r in readings for w in r.warnings))
+    if notes:
+        record["warnings"] = notes
+    return record
+
+
+def failed_record(reason: str, meter: Meter) -> dict[str, Any]:
+    """The record of a benchmark whose meter failed: the reason instead of joules."""
+    return {"error": str(reason), "meter": meter.name, "source": Source(meter.source).value}
+
+
+def plain_metric(name: str, value: Any) -> Any:
+    """``value`` as a plain JSON value, or TypeError/ValueError saying what is wrong."""
+    if name in RESERVED_KEYS:
+        raise ValueError(f"energy.record(): {name!r} is reserved for the energy record")
+    if name == "accuracy":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"energy.record(): accuracy must be a number in 0..1, got {type(value).__name__}")
+        accuracy = float(value)
+        if not 0.0 <= accuracy <= 1.0:  # also rejects NaN
+            raise ValueError(f"energy.record(): accuracy must be in 0..1 (a fraction, not a percent), got {value!r}")
+        return accuracy
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy and torch scalars included
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"energy.record(): {name} must be finite, got {value!r}")
+        return number
+    if hasattr(value, "item") and callable(value.item):  # a one-element tensor or array
+        return plain_metric(name, value.item())
+    raise TypeError(f"energy.record(): {name} must be a number, string, bool or None, got {type(value).__name__}")

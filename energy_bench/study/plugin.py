@@ -1,0 +1,138 @@
+"""The study's pytest plugin: its options, the parametrization over models and compressors, its fixtures.
+
+Registered only where asked: ``-p energy_bench.study`` on the command line, or ``pytest_plugins =
+["energy_bench.study"]`` in a root conftest.py (as this repository's does for ``benchmarks/``). It imports nothing
+heavy at import time: torch, torchvision and scikit-learn load inside the fixtures. Bad study options are usage
+errors at configure time (exit code 4).
+
+Tests opt in by naming arguments: ``study_model`` (parametrized over --energy-models), ``study_compressor``
+(over --energy-compressors, a parsed Spec); fixtures ``study`` (session state), ``pretrained_model``,
+``compressed_model``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from energy_bench.plugin import options
+
+from . import data, profiles, weights, zoo
+from .suite import Study, StudyConfig
+
+GROUP = ("energy-bench-study", "energy-bench study (loaded with -p energy_bench.study)")
+
+OPTIONS: list[options.Option] = [
+    ("--energy-profile", "energy_profile", "study profile: smoke (CPU-sized, default) or paper (GPU).", {}),
+    ("--energy-models", "energy_models", "comma-separated study models (default: all nine).", {}),
+    (
+        "--energy-compressors",
+        "energy_compressors",
+        "comma-separated compressor specs, e.g. baseline,stego,prune:amount=0.5 (default: all five).",
+        {},
+    ),
+    (
+        "--energy-data",
+        "energy_data",
+        "study data: digits (default), an ImageFolder path, or NAME:ROOT for a torchvision data set.",
+        {},
+    ),
+    ("--energy-weights", "energy_weights", "study weights: pretrained|self|random|PATH (default: the profile's).", {}),
+    ("--energy-epochs", "energy_epochs", "measured training rounds per benchmark, overriding the profile.", {}),
+    ("--energy-batch-size", "energy_batch_size", "training batch size, overriding the profile.", {}),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser, OPTIONS, GROUP)
+
+
+STUDY_CONFIG_KEY = pytest.StashKey[StudyConfig]()
+
+
+def read_config(config: pytest.Config) -> StudyConfig:
+    """Validate every study option; ValueError with a one-line message on the first bad one."""
+    from energy_bench.compress import COMPRESSORS, parse_specs
+
+    profile = profiles.get_profile(
+        options.get(config, "energy_profile"),
+        epochs=options.get(config, "energy_epochs"),
+        batch_size=options.get(config, "energy_batch_size"),
+    )
+    models_text = options.get(config, "energy_models")
+    models = zoo.parse_models(models_text) if models_text else zoo.MODEL_NAMES
+    specs_text = options.get(config, "energy_compressors")
+    try:
+        compressors = parse_specs(specs_text or ",".join(COMPRESSORS))
+    except ValueError as exc:
+        raise ValueError(f"--energy-compressors: {exc}") from None
+    return StudyConfig(
+        profile=profile,
+        models=models,
+        compressors=compressors,
+        data=data.check_source(options.get(config, "energy_data")),
+        weights=weights.check_option(options.get(config, "energy_weights")),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[STUDY_CONFIG_KEY] = read_config(config)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    study_config = metafunc.config.stash.get(STUDY_CONFIG_KEY, None)
+    if study_config is None:
+        return
+    if "study_model" in metafunc.fixturenames:
+        metafunc.parametrize("study_model", study_config.models)
+    if "study_compressor" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "study_compressor", study_config.compressors, ids=[spec.id for spec in study_config.compressors]
+        )
+
+
+@pytest.fixture(scope="session")
+def study_config(pytestconfig: pytest.Config) -> StudyConfig:
+    return pytestconfig.stash[STUDY_CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def study(study_config: StudyConfig, energy_device: Any) -> Study:
+    """Session state of the study: data, pretrained and compressed models, cached model by model."""
+    return Study(study_config, energy_device)
+
+
+def _weights_or_skip(study: Study, name: str) -> tuple[Any, dict]:
+    from .weights import WeightsError, WeightsUnavailable
+
+    try:
+        return study.pretrained(name)
+    except WeightsUnavailable as exc:
+        pytest.skip(str(exc))
+    except WeightsError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def pretrained_model(study: Study, study_model: str) -> Any:
+    """A private copy of the pretrained ``study_model`` (head for the data set's classes) on the study device.
+
+    Weights per --energy-weights; missing torchvision weights offline skip the test, unusable files fail it.
+    """
+    import copy
+
+    model, _ = _weights_or_skip(study, study_model)
+    return copy.deepcopy(model)
+
+
+@pytest.fixture
+def compressed_model(study: Study, study_model: str, study_compressor: Any) -> Any:
+    """The session's compressed ``study_model`` (a ``suite.Compressed``: .model, .dtype, .info).
+
+    Shared by the session's tests: copy it before training."""
+    _weights_or_skip(study, study_model)
+    return study.compressed(study_model, study_compressor)
