@@ -26,7 +26,7 @@ def test_train(study, study_model, study_compressor, compressed_model, energy, b
     model = study.fresh_copy(compressed_model)
     dtype = study.train_dtype(compressed_model)
     trainer = study.trainer(model, study_model, dtype=dtype)
-    energy(trainer.train_one_round, rounds=study.profile.rounds, warmup_rounds=0)
+    energy(trainer.train_one_round, rounds=study.profile.rounds, warmup_rounds=0, iterations=1)
     accuracy = study.evaluate(model, study_model, dtype=dtype)
     energy.record(
         accuracy=accuracy,
@@ -49,7 +49,7 @@ def test_inference(study, study_model, study_compressor, compressed_model, energ
         batch_size=profile.eval_batch_size,
         dtype=study.train_dtype(compressed_model),
     )
-    energy(run, rounds=profile.inference_rounds, warmup_rounds=1)
+    energy(run, rounds=profile.inference_rounds, warmup_rounds=1, iterations=1)
     record = benchmark.extra_info.get("energy", {})
     more = {"images_per_round": profile.inference_samples}
     if "joules" in record:

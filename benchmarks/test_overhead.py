@@ -96,7 +96,7 @@ def test_plain_benchmark(benchmark, loop_size):
 @pytest.mark.benchmark(group="overhead: same workload, benchmark vs energy")
 def test_energy_fixture(energy, energy_meter, loop_size):
     skip_when_disabled(energy.benchmark)
-    wall = wall_per_round(lambda: energy(spin, loop_size, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS))
+    wall = wall_per_round(lambda: energy(spin, loop_size, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1))
     round_seconds = energy.benchmark.stats.stats.mean
     cost = meter_cost_per_window(energy_meter)
     figures = {

@@ -80,6 +80,8 @@ class Meter(abc.ABC):
     source: Source = Source.MEASURED
     #: how often the underlying counter updates; windows shorter than this are warned about
     update_period_s: float = 0.0
+    #: the shortest round energy() sizes its rounds to: long enough for the counter's resolution to stop mattering
+    min_round_s: float = 0.0
 
     @abc.abstractmethod
     def begin(self) -> Any:
@@ -111,6 +113,7 @@ class CompositeMeter(Meter):
         self.name = "+".join(m.name for m in self.meters)
         self.source = Source.MEASURED if all(m.source is Source.MEASURED for m in self.meters) else Source.ESTIMATED
         self.update_period_s = max(m.update_period_s for m in self.meters)
+        self.min_round_s = max(m.min_round_s for m in self.meters)
 
     def begin(self) -> list[Any]:
         return [m.begin() for m in self.meters]

@@ -136,6 +136,8 @@ class EstimateMeter(Meter):
     source = Source.ESTIMATED
     #: live children's CPU time comes in clock ticks
     update_period_s = 1.0 / _CLK_TCK
+    #: ten clock ticks at least, so a child's tick-rounded CPU time is within about 10 % of a round
+    min_round_s = 10.0 / _CLK_TCK
 
     def __init__(
         self,

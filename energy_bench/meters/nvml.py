@@ -27,6 +27,8 @@ from energy_bench.meters.base import Meter, MeterError, MeterUnavailable, Readin
 
 #: the energy counter refreshes about every 100 ms; shorter windows read coarse values
 COUNTER_UPDATE_S = 0.1
+#: rounds of ten counter updates or more: the refresh step is then within about 10 % of a round
+MIN_ROUND_S = 1.0
 #: 40 Hz: fine enough for power that changes with kernels, cheap enough to stay under 1 % of a core
 DEFAULT_POLL_PERIOD_S = 0.025
 #: longest single sleep of the polling thread, bounding how long close() waits for it
@@ -172,6 +174,7 @@ class NvmlMeter(Meter):
     """
 
     source = Source.MEASURED
+    min_round_s = MIN_ROUND_S
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 #: RAPL counters refresh about every millisecond
 RAPL_UPDATE_S = 0.001
 DEFAULT_GUARD_PERIOD_S = 10.0
+#: counters are fine-grained; 100 ms rounds keep start-up effects of a call and timer jitter small
+MIN_ROUND_S = 0.1
 
 _TOP = re.compile(r"intel-rapl:(\d+)$")
 
@@ -113,6 +115,7 @@ class RaplMeter(Meter):
     name = "rapl"
     source = Source.MEASURED
     update_period_s = RAPL_UPDATE_S
+    min_round_s = MIN_ROUND_S
 
     def __init__(
         self,

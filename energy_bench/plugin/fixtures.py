@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from energy_bench.errors import EnergyBenchWarning
-from energy_bench.meters import Meter, MeterError, MeterUnavailable, Reading, select_meter, window
+from energy_bench.meters import Meter, MeterError, MeterUnavailable, select_meter, window
+from energy_bench.plugin import rounds as rounds_mod
 from energy_bench.plugin import table
 from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session
 from energy_bench.runs import record as records
@@ -24,6 +25,7 @@ from energy_bench.runs import record as records
 USAGE_ERRORS_KEY = pytest.StashKey[list]()
 
 DEFAULT_ROUNDS = 5
+DEFAULT_WARMUP_ROUNDS = 1
 
 
 # ---------------------------------------------------------------------------- the meter
@@ -105,68 +107,100 @@ def energy_meter(pytestconfig: pytest.Config) -> Meter:
 
 
 class EnergyFixture:
-    """``energy(fn, *args, rounds=R, warmup_rounds=W, **kwargs)`` and ``energy.record(...)``."""
+    """``energy(fn, *args, rounds=R, warmup_rounds=W, iterations=N, until=C, **kwargs)`` and ``energy.record(...)``."""
 
-    def __init__(self, benchmark: Any, meter: Meter, session: EnergySession, usage_error: Callable[[str], None]):
+    def __init__(
+        self,
+        benchmark: Any,
+        meter: Meter,
+        session: EnergySession,
+        usage_error: Callable[[str], None],
+    ):
         self.benchmark = benchmark
         self.meter = meter
         self._session = session
         self._usage_error = usage_error
 
     def __call__(
-        self, fn: Callable[..., Any], *args: Any, rounds: int = DEFAULT_ROUNDS, warmup_rounds: int = 0, **kwargs: Any
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        rounds: int = DEFAULT_ROUNDS,
+        warmup_rounds: int = DEFAULT_WARMUP_ROUNDS,
+        iterations: int | None = None,
+        until: Callable[[], Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
-        """Run ``fn(*args, **kwargs)`` as ``rounds`` measured rounds (after ``warmup_rounds``); return its result."""
-        if not callable(fn):
-            self._usage_error(f"energy(): expected a callable to measure, got {type(fn).__name__} {fn!r:.60}")
-        for name, value, least in (("rounds", rounds, 1), ("warmup_rounds", warmup_rounds, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                self._usage_error(f"energy(): {name} must be an int >= {least}, got {value!r}")
+        """Run ``fn(*args, **kwargs)`` as up to ``rounds`` measured rounds; return its (last) result.
+
+        Each round is ``iterations`` calls (default: as many as make a round last the meter's minimum window) inside
+        one meter window, after ``warmup_rounds`` unmeasured rounds. ``until``, called after each measured round
+        (outside the window and the timer), stops the rounds once it returns true: energy to a target.
+        """
+        self._check_arguments(fn, rounds, warmup_rounds, iterations, until)
+        if self.benchmark._mode:
+            self._usage_error(f"energy(): the benchmark of this test was already used in {self.benchmark._mode} mode")
+        self.benchmark._mode = "energy(...)"
         if self.benchmark.disabled:  # --benchmark-disable: just run the code, as pytest-benchmark does
             return fn(*args, **kwargs)
 
-        meter = self.meter
-        readings: list[Reading] = []
-        state: dict[str, Any] = {"round": 0, "mark": None, "error": None}
-
-        def setup():
-            # Outside pytest-benchmark's timer: the meter's own cost does not inflate the time.
-            # Warmup rounds come first; --benchmark-cprofile runs the target once more after the rounds.
-            measured = warmup_rounds <= state["round"] < warmup_rounds + rounds
-            state["round"] += 1
-            state["mark"] = None
-            if measured and state["error"] is None:
-                try:
-                    state["mark"] = window.open_window(meter)
-                except MeterError as exc:
-                    state["error"] = str(exc)
-            return args, kwargs
-
-        def target(*a, **kw):
-            result = fn(*a, **kw)
-            window.synchronize_devices()  # inside the timer, so GPU time is counted as time
-            return result
-
-        def teardown(*_a, **_kw):
-            if state["mark"] is None:
-                return
-            try:
-                readings.append(window.close_window(meter, state["mark"]))
-            except MeterError as exc:
-                state["error"] = str(exc)
-
-        result = self.benchmark.pedantic(
-            target, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1
+        done = rounds_mod.run_rounds(
+            self.benchmark,
+            self.meter,
+            lambda: fn(*args, **kwargs),
+            rounds=rounds,
+            warmup_rounds=warmup_rounds,
+            iterations=iterations,
+            min_round_s=self._session.settings.min_round_s(self.meter),
+            until=until,
         )
-        if state["error"] is not None:
-            self.benchmark.extra_info["energy"] = records.failed_record(state["error"], meter)
-            warnings.warn(
-                f"energy of {self.benchmark.fullname} not measured: {state['error']}", EnergyBenchWarning, stacklevel=2
-            )
-        else:
-            idle = self._session.idle_watts or None  # {} = the idle measurement failed: no net joules
-            self.benchmark.extra_info["energy"] = records.energy_record(readings, idle)
-        return result
+        if done.error is not None or not done.readings:
+            reason = done.error or "no round was measured"
+            self.benchmark.extra_info["energy"] = records.failed_record(reason, self.meter)
+            message = f"energy of {self.benchmark.fullname} not measured: {reason}"
+            warnings.warn(message, EnergyBenchWarning, stacklevel=2)
+            return done.result
+        idle = self._session.idle_watts or None  # {} = the idle measurement failed: no net joules
+        record = records.energy_record(done.readings, idle, iterations=done.iterations)
+        if until is not None:
+            target = until.describe() if isinstance(until, rounds_mod.Target) else {}
+            values = until.values if isinstance(until, rounds_mod.Target) else None
+            record["to_target"] = records.target_record(done.readings, bool(done.reached), rounds, target, values)
+        self.benchmark.extra_info["energy"] = record
+        return done.result
+
+    def target(
+        self,
+        metric_fn: Callable[[], Any],
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        name: str = "accuracy",
+    ) -> rounds_mod.Target:
+        """A stop condition for ``until=``: ``metric_fn()`` reaches ``at_least`` (or falls to ``at_most``).
+
+        The values it sees after each round become the record's curve (``extra_info.energy.to_target.curve``).
+        """
+        if (at_least is None) == (at_most is None):
+            self._usage_error("energy.target(): give exactly one of at_least= or at_most=")
+        if not callable(metric_fn):
+            self._usage_error(f"energy.target(): expected a callable metric, got {type(metric_fn).__name__}")
+        threshold = at_least if at_least is not None else at_most
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold != threshold:
+            self._usage_error(f"energy.target(): the threshold must be a number, got {threshold!r}")
+        return rounds_mod.Target(metric_fn, float(threshold), at_least is not None, str(name))
+
+    def _check_arguments(self, fn: Any, rounds: Any, warmup_rounds: Any, iterations: Any, until: Any) -> None:
+        if not callable(fn):
+            self._usage_error(f"energy(): expected a callable to measure, got {type(fn).__name__} {fn!r:.60}")
+        checks = [("rounds", rounds, 1), ("warmup_rounds", warmup_rounds, 0)]
+        if iterations is not None:
+            checks.append(("iterations", iterations, 1))
+        for name, value, least in checks:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                self._usage_error(f"energy(): {name} must be an int >= {least}, got {value!r}")
+        if until is not None and not callable(until):
+            self._usage_error(f"energy(): until must be a callable returning true to stop, got {type(until).__name__}")
 
     def record(self, accuracy: float | None = None, **more: Any) -> None:
         """Store quality metrics beside the energy record (``extra_info.accuracy``, ...)."""

@@ -48,6 +48,13 @@ OPTIONS: list[Option] = [
         {},
     ),
     (
+        "--energy-min-round-seconds",
+        "energy_min_round_seconds",
+        "shortest measured round: energy() calls the code as often as it takes (default: the meter's minimum window, "
+        "1 s for NVML, 0.1 s for RAPL and the estimate; 0 = one call per round).",
+        {},
+    ),
+    (
         "--energy-compare",
         None,
         "compare with a saved run: NUM or PATH; no value = latest saved run in --benchmark-storage.",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, METER_KINDS
+from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, METER_KINDS, Meter
 from energy_bench.plugin import options
 
 
@@ -19,6 +19,12 @@ class Settings:
     idle_seconds: float = 0.0
     cpu_watts: float = DEFAULT_CPU_WATTS
     powercap_root: str = DEFAULT_POWERCAP_ROOT
+    #: --energy-min-round-seconds; None: the meter's own minimum window
+    min_round_seconds: float | None = None
+
+    def min_round_s(self, meter: Meter) -> float:
+        """How long a measured round must last at least: the option, else what the meter needs."""
+        return meter.min_round_s if self.min_round_seconds is None else self.min_round_seconds
 
 
 def _parse_device(value: str) -> str:
@@ -66,4 +72,8 @@ def from_config(config: pytest.Config) -> Settings:
     root = root_value or DEFAULT_POWERCAP_ROOT
     if root_value and not os.path.isdir(root):
         raise pytest.UsageError(f"--energy-powercap-root: {root} is not a directory")
-    return Settings(device, meter, gpus, idle, cpu_watts, root)
+    min_round = options.get(config, "energy_min_round_seconds")
+    min_round_seconds = (
+        None if min_round is None else _parse_float("--energy-min-round-seconds", min_round, minimum=0.0)
+    )
+    return Settings(device, meter, gpus, idle, cpu_watts, root, min_round_seconds)

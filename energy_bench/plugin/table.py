@@ -1,7 +1,8 @@
 """The energy table printed after pytest-benchmark's own table.
 
-One row per benchmark with an energy record: name, mean time, mean joules +- stddev, net
-joules (only when an idle baseline was measured), mean watts, accuracy and source, then any
+One row per benchmark with an energy record: name, mean time per call (pytest-benchmark's), mean joules per call
++- stddev, net joules (only when an idle baseline was measured), calls per round (only when some round has more
+than one), mean watts, joules to the target (only with ``energy(..., until=...)``), accuracy and source, then any
 columns the comparison gate added. Estimated values carry a ``~`` and a footnote says how they
 were estimated; a benchmark whose meter failed shows ``failed: <reason>``.
 """
@@ -16,7 +17,7 @@ from tabulate import tabulate
 from energy_bench.runs.text import format_accuracy, format_duration, format_number
 
 ESTIMATED_MARK = "~"
-TITLE = "energy-bench: energy per round"
+TITLE = "energy-bench: energy per call"
 
 
 def energy_rows(
@@ -34,36 +35,57 @@ def energy_rows(
         if isinstance(energy, Mapping):
             entries.append((bench, energy))
     with_net = any("net_joules" in energy for _, energy in entries)
+    with_calls = any(energy.get("iterations", 1) != 1 for _, energy in entries)
+    with_target = any("to_target" in energy for _, energy in entries)
     extra_columns: list[str] = []
     for bench, _ in entries:
         for column in comparison.get(bench.fullname, {}):
             if column not in extra_columns:
                 extra_columns.append(column)
 
-    headers = ["name", "time (mean)", "energy (J, mean +- stddev)"]
-    headers += ["net energy (J)"] if with_net else []
-    headers += ["power (W)", "accuracy", "source", *extra_columns]
+    headers = ["name", "time (mean)", "energy (J/call, mean +- stddev)"]
+    headers += ["net energy (J/call)"] if with_net else []
+    headers += ["calls/round"] if with_calls else []
+    headers += ["power (W)"]
+    headers += ["to target (J)"] if with_target else []
+    headers += ["accuracy", "source", *extra_columns]
     rows = []
     any_estimated = False
     for bench, energy in entries:
         mean_time = getattr(bench.stats, "mean", None)
         row = [bench.name, format_duration(mean_time) if mean_time is not None else ""]
         if "error" in energy:
-            row += [f"failed: {energy['error']}"] + ([""] if with_net else []) + [""]
+            blanks = int(with_net) + int(with_calls) + 1 + int(with_target)
+            row += [f"failed: {energy['error']}", *[""] * blanks]
         else:
             mark = ESTIMATED_MARK if energy.get("source") == "estimated" else ""
             any_estimated = any_estimated or bool(mark)
-            joules = energy["joules"]
+            calls = energy.get("iterations", 1)
+            joules = energy.get("joules_per_call", energy["joules"])
             row.append(f"{mark}{format_number(joules['mean'])} +- {format_number(joules['stddev'])}")
             if with_net:
                 net = energy.get("net_joules")
-                row.append(f"{mark}{format_number(net['mean'])}" if net else "")
+                row.append(f"{mark}{format_number(net['mean'] / calls)}" if net else "")
+            if with_calls:
+                row.append(str(calls))
             row.append(f"{mark}{format_number(energy['mean_watts'])}")
+            if with_target:
+                row.append(target_cell(energy.get("to_target"), mark))
         row += [format_accuracy(bench.extra_info.get("accuracy")), str(energy.get("source", ""))]
         columns = comparison.get(bench.fullname, {})
         row += ["" if columns.get(c) is None else str(columns.get(c)) for c in extra_columns]
         rows.append(row)
     return headers, rows, any_estimated
+
+
+def target_cell(to_target: Mapping[str, Any] | None, mark: str) -> str:
+    """Joules to the target and the rounds it took, or that it was not reached in the rounds allowed."""
+    if not to_target:
+        return ""
+    rounds = to_target.get("rounds")
+    if to_target.get("reached"):
+        return f"{mark}{format_number(to_target.get('joules'))} ({rounds} rounds)"
+    return f"not reached ({rounds} rounds)"
 
 
 def energy_table_lines(

@@ -4,6 +4,8 @@
 and ``pytest-benchmark compare`` keep working on the files::
 
     {"joules": {mean, median, min, max, stddev, rounds, data}, # total of all domains, per round
+     "iterations": int,                  # calls of the benchmarked code per round
+     "joules_per_call": {...same shape...},  # joules / iterations: what runs with other round sizes compare on
      "net_joules": {...same shape...},   # only with an idle baseline: joules - idle watts x seconds
      "idle_watts": float,                # only with an idle baseline: the watts subtracted
      "seconds": {...same shape...},      # wall seconds of each window, as the meter saw them
@@ -11,7 +13,8 @@ and ``pytest-benchmark compare`` keep working on the files::
      "source": "measured" | "estimated",
      "meter": "nvml-counter" | "nvml-power" | "rapl" | "estimate" | "a+b",
      "domains": {name: mean joules per round},
-     "warnings": [str, ...]}             # only when the meter warned (e.g. windows too short)
+     "warnings": [str, ...],             # only when the meter warned (e.g. windows too short)
+     "to_target": {...}}                 # only with energy(..., until=...): see target_record()
 
 A benchmark whose meter failed gets ``{"error": reason, "meter": ..., "source": ...}`` instead.
 Quality metrics sit beside it: ``extra_info.accuracy`` (a float in 0..1) and any others recorded.
@@ -19,6 +22,7 @@ Quality metrics sit beside it: ``extra_info.accuracy`` (a float in 0..1) and any
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import statistics
@@ -54,14 +58,20 @@ def _source(readings: Iterable[Reading]) -> str:
     )
 
 
-def energy_record(readings: Sequence[Reading], idle_watts: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The record for one benchmark from the readings of its measured rounds."""
+def energy_record(
+    readings: Sequence[Reading], idle_watts: Mapping[str, float] | None = None, *, iterations: int = 1
+) -> dict[str, Any]:
+    """The record for one benchmark from the readings of its measured rounds of ``iterations`` calls each."""
     if not readings:
         raise ValueError("an energy record needs at least one reading")
     joules = [r.total for r in readings]
     seconds = [float(r.seconds) for r in readings]
     domain_names = sorted({d for r in readings for d in r.joules})
-    record: dict[str, Any] = {"joules": samples(joules)}
+    record: dict[str, Any] = {
+        "joules": samples(joules),
+        "iterations": int(iterations),
+        "joules_per_call": samples([j / iterations for j in joules]),
+    }
     if idle_watts is not None:
         # Per round: idle watts of the domains this reading has, times its own length.
         idle = [sum(float(idle_watts.get(d, 0.0)) for d in r.joules) for r in readings]
@@ -77,6 +87,36 @@ def energy_record(readings: Sequence[Reading], idle_watts: Mapping[str, float] |
     if notes:
         record["warnings"] = notes
     return record
+
+
+def target_record(
+    readings: Sequence[Reading],
+    reached: bool,
+    max_rounds: int,
+    target: Mapping[str, Any] | None = None,
+    values: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Energy to a target (``energy(..., until=...)``): cumulative joules and seconds of the rounds it took.
+
+    ``{"reached": bool, "rounds": n, "max_rounds": cap, "joules": J, "seconds": s,
+    "curve": {"joules": [cumulative per round], "seconds": [...], "value": [metric per round]},
+    "metric": "accuracy", "target": 0.93, "direction": "at_least"}`` (the last three when ``until`` was an
+    ``energy.target(...)``). When the target was not reached, joules and seconds are what all rounds took.
+    """
+    cumulative_joules = list(itertools.accumulate(r.total for r in readings))
+    cumulative_seconds = list(itertools.accumulate(float(r.seconds) for r in readings))
+    curve: dict[str, Any] = {"joules": cumulative_joules, "seconds": cumulative_seconds}
+    if values is not None:
+        curve["value"] = [float(v) for v in values[: len(readings)]]
+    return {
+        **(dict(target) if target else {}),
+        "reached": bool(reached),
+        "rounds": len(readings),
+        "max_rounds": int(max_rounds),
+        "joules": cumulative_joules[-1],
+        "seconds": cumulative_seconds[-1],
+        "curve": curve,
+    }
 
 
 def failed_record(reason: str, meter: Meter) -> dict[str, Any]:

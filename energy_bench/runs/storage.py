@@ -113,6 +113,18 @@ def samples_from(stats: Any) -> Samples | None:
     return Samples(mean=mean, stddev=_number(stats.get("stddev")), rounds=rounds, data=values)
 
 
+def per_call(samples: Samples | None, iterations: int) -> Samples | None:
+    """Per-round samples of rounds of ``iterations`` calls, as per-call samples."""
+    if samples is None or iterations == 1:
+        return samples
+    return Samples(
+        mean=samples.mean / iterations,
+        stddev=None if samples.stddev is None else samples.stddev / iterations,
+        rounds=samples.rounds,
+        data=None if samples.data is None else tuple(v / iterations for v in samples.data),
+    )
+
+
 def record_from(fullname: str, extra_info: Any, stats: Any) -> BenchRecord:
     """A :class:`BenchRecord` from a benchmark's ``extra_info`` and pytest-benchmark ``stats``.
 
@@ -122,9 +134,13 @@ def record_from(fullname: str, extra_info: Any, stats: Any) -> BenchRecord:
     extra = extra_info if isinstance(extra_info, Mapping) else {}
     energy = extra.get("energy")
     if isinstance(energy, Mapping):
-        record.joules = samples_from(energy.get("joules"))
-        record.net_joules = samples_from(energy.get("net_joules"))
-        record.time = samples_from(energy.get("seconds"))
+        # Per call, so that runs with other calls per round compare (records before iterations: one call a round).
+        iterations = energy.get("iterations", 1)
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            iterations = 1
+        record.joules = per_call(samples_from(energy.get("joules")), iterations)
+        record.net_joules = per_call(samples_from(energy.get("net_joules")), iterations)
+        record.time = per_call(samples_from(energy.get("seconds")), iterations)
         record.source = energy.get("source") if isinstance(energy.get("source"), str) else None
         record.meter = energy.get("meter") if isinstance(energy.get("meter"), str) else None
         if energy.get("error"):

@@ -84,13 +84,13 @@ def test_json_record_table_and_plain_benchmark(pytester: pytest.Pytester) -> Non
     assert benches["test_plain"]["stats"]["rounds"] > 4
     result.stdout.fnmatch_lines(
         [
-            "*energy-bench: energy per round*",
-            "name*time (mean)*energy (J, mean +- stddev)*net energy (J)*power (W)*accuracy*source",
+            "*energy-bench: energy per call*",
+            "name*time (mean)*energy (J/call, mean +- stddev)*net energy (J/call)*power (W)*accuracy*source",
             "test_measured*ms*~*+-*~*93.00%*estimated",
             "~ estimated from CPU time x 10 W/core, not measured",
         ]
     )
-    assert "test_plain " not in result.stdout.str().split("energy per round")[1]
+    assert "test_plain " not in result.stdout.str().split("energy per call")[1]
 
 
 def test_each_measured_round_gets_its_own_window_and_warmups_none(pytester: pytest.Pytester) -> None:
@@ -164,7 +164,7 @@ def test_benchmark_disable_just_runs_the_code(pytester: pytest.Pytester) -> None
     """)
     result = run(pytester, "--benchmark-disable")
     assert result.ret == 0, result.stdout.str()
-    assert "energy per round" not in result.stdout.str()
+    assert "energy per call" not in result.stdout.str()
 
 
 def test_cprofile_run_is_not_counted_as_a_round(pytester: pytest.Pytester) -> None:
@@ -233,7 +233,7 @@ def test_table_prints_when_benchmark_compare_fail_trips(pytester: pytest.Pyteste
     assert result.ret == 1
     text = result.stdout.str() + result.stderr.str()
     assert "Performance has regressed" in text
-    result.stdout.fnmatch_lines(["*energy-bench: energy per round*", "test_sleep *ms*~*estimated"])
+    result.stdout.fnmatch_lines(["*energy-bench: energy per call*", "test_sleep *ms*~*estimated"])
     assert "net energy" not in result.stdout.str()
 
 

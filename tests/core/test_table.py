@@ -28,7 +28,7 @@ def test_rows_with_accuracy_and_no_net_column() -> None:
             bench("test_plain", {}),  # a plain benchmark has no energy row
         ]
     )
-    assert headers == ["name", "time (mean)", "energy (J, mean +- stddev)", "power (W)", "accuracy", "source"]
+    assert headers == ["name", "time (mean)", "energy (J/call, mean +- stddev)", "power (W)", "accuracy", "source"]
     assert rows == [["test_a", "100 ms", "11 +- 1.414", "22", "93.12%", "measured"]]
     assert not estimated
 
@@ -40,7 +40,7 @@ def test_net_column_estimated_marks_and_failed_rows() -> None:
         bench("test_bad", {"energy": {"error": "GPU is lost", "meter": "nvml-counter", "source": "measured"}}),
     ]
     headers, rows, estimated = table.energy_rows(benches)
-    assert headers[2:4] == ["energy (J, mean +- stddev)", "net energy (J)"]
+    assert headers[2:4] == ["energy (J/call, mean +- stddev)", "net energy (J/call)"]
     assert rows[0][1:5] == ["500 ms", "10 +- 0", "8", "20"]  # net = 10 J - 4 W x 0.5 s
     assert rows[1][1:5] == ["2 s", "~3 +- 0", "", "~6"]  # estimated values carry the mark
     assert rows[2][2:6] == ["failed: GPU is lost", "", "", ""]
