@@ -19,16 +19,21 @@ from energy_bench.runs.storage import (
     DEFAULT_STORAGE,
     RunLoadError,
     RunNotFound,
+    RunSpecError,
     SavedRun,
     Storage,
     load_run_file,
     load_runs,
+    parse_last,
+    pooled_run,
 )
 
 EPILOG = """examples:
   energy-bench compare                      the last two runs saved on this machine
   energy-bench compare 3 7                  runs 0003 and 0007 (the first is the baseline)
   energy-bench compare base.json 1a2b3c     a file and a commit prefix
+  energy-bench compare --baseline last:5    the latest run against the 5 runs saved before it, pooled
+  energy-bench compare last:5 9             run 0009 against the 5 runs saved before it (same thing)
   energy-bench compare --fail joules:5%,accuracy:1pt --format markdown >> "$GITHUB_STEP_SUMMARY"
   energy-bench compare --history            every benchmark's trend over all saved runs
 """
@@ -78,16 +83,23 @@ def add_parser(commands) -> None:
         "runs",
         nargs="*",
         metavar="RUN",
-        help="run number, JSON file or commit prefix (default: the last two on this machine)",
+        help="run number, JSON file or commit prefix (default: the last two on this machine); a first RUN of "
+        "last:N is the same as --baseline last:N",
     )
     add_storage_options(compare)
+    compare.add_argument(
+        "--baseline",
+        metavar="SPEC",
+        help="the baseline: last:N (the N runs saved before the first RUN, pooled: the test then sees how much "
+        "whole runs differ) or one run; the RUNs (default: the latest) are each compared with it",
+    )
     compare.add_argument("--format", choices=formats.FORMATS, default="table", help="output format (default table)")
     compare.add_argument(
         "--fail",
         type=parse_threshold_option,
         metavar="EXPR[,EXPR...]",
-        help="exit 1 on a regression beyond these thresholds, e.g. joules:5%%,accuracy:1pt "
-        "(threshold AND one-sided Mann-Whitney U test)",
+        help="exit 1 on a regression beyond these thresholds, e.g. joules:5%%,accuracy:1pt,joules_to_target:10%% "
+        "(threshold AND a significance test: between runs with a pooled baseline, else between rounds)",
     )
     compare.add_argument("--alpha", type=parse_alpha, default=ALPHA, help=f"significance level (default {ALPHA})")
     compare.add_argument(
@@ -148,42 +160,99 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def split_baseline(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The baseline spec (``--baseline``, or a first RUN of ``last:N``) and the other RUNs."""
+    specs = list(args.runs)
+    baseline = args.baseline
+    if specs and specs[0].startswith("last:"):
+        if baseline is not None:
+            args.subparser.error(f"two baselines: --baseline {baseline} and {specs[0]}")
+        baseline = specs.pop(0)
+    if baseline is not None and args.history:
+        args.subparser.error("--baseline and last:N do not apply to --history")
+    return baseline, specs
+
+
+def load_pool(
+    args: argparse.Namespace, storage: Storage, spec: str, currents: list[SavedRun]
+) -> tuple[list[SavedRun], list[str]]:
+    """The baseline runs of ``spec`` (the N runs saved before the first current run for last:N, or one run) and
+    a note when fewer than N were found."""
+    parser = args.subparser
+    try:
+        count = parse_last(spec)
+    except RunSpecError as exc:
+        parser.error(str(exc))
+    if count is None:
+        pool = load_specs(parser, storage, [spec])
+        if not pool:
+            parser.error(f"{spec}: not a readable run")
+        return pool, []
+    pool = storage.load_last(count, skipped, before=currents[0].path if currents else None)
+    if not pool:
+        parser.error(f"no readable run saved before {currents[0].label} in {storage.folder} for {spec}")
+    if len(pool) < count:
+        return pool, [f"{spec}: only {len(pool)} readable run(s) saved before {currents[0].label}; pooled those"]
+    return pool, []
+
+
+def check_comparable(args: argparse.Namespace, pool: list[SavedRun], currents: list[SavedRun]) -> list[str]:
+    """Usage error when runs are not comparable (without --force); with --force, notes on what was forced."""
+    forced = []
+    for run in currents:
+        for base in pool:
+            problems = compatibility_problems(base.benchmarks, run.benchmarks, base.machine_energy, run.machine_energy)
+            if problems and not args.force:
+                args.subparser.error(
+                    f"refusing to compare {run.label} with {base.label}: {'; '.join(problems)} "
+                    "(use --force to compare anyway)"
+                )
+            forced += [f"forced despite: {p}" for p in problems]
+    return list(dict.fromkeys(forced))
+
+
 def run_compare(args: argparse.Namespace) -> int:
     parser = args.subparser
     storage = open_storage(args)
-    runs = load_specs(parser, storage, args.runs) if args.runs else load_runs(storage.run_files(), skipped)
-    notes = [note for run in runs for note in run.notes]
+    baseline_spec, specs = split_baseline(args)
+    if baseline_spec is not None:
+        currents = load_specs(parser, storage, specs or ["latest"])
+        if not currents:
+            parser.error("no readable run to compare with the baseline")
+        pool, notes = load_pool(args, storage, baseline_spec, currents)
+        return report_compare(args, pool, currents, notes)
+    runs = load_specs(parser, storage, specs) if specs else load_runs(storage.run_files(), skipped)
     if args.history:
         if not runs:
             parser.error(f"no readable saved runs in {storage.folder}")
         runs.sort(key=lambda run: run.order_key)
-        print(formats.render_history(runs, args.format, notes), end="")
+        print(formats.render_history(runs, args.format, [note for run in runs for note in run.notes]), end="")
         return 0
-    if not args.runs:
+    if not specs:
         runs = runs[-2:]
-        notes = [note for run in runs for note in run.notes]
     if len(runs) < 2:
-        where = "given" if args.runs else f"in {storage.folder}"
+        where = "given" if specs else f"in {storage.folder}"
         parser.error(f"need two readable runs to compare, found {len(runs)} {where}")
-    baseline = runs[0]
-    if not args.force:
-        for run in runs[1:]:
-            problems = compatibility_problems(
-                baseline.benchmarks, run.benchmarks, baseline.machine_energy, run.machine_energy
-            )
-            if problems:
-                parser.error(
-                    f"refusing to compare {run.label} with {baseline.label}: {'; '.join(problems)} "
-                    "(use --force to compare anyway)"
-                )
+    return report_compare(args, runs[:1], runs[1:])
+
+
+def report_compare(
+    args: argparse.Namespace, pool: list[SavedRun], currents: list[SavedRun], notes: Sequence[str] = ()
+) -> int:
+    """Each current run against the baseline (one run, or several pooled); print the report, return the exit code."""
+    forced = check_comparable(args, pool, currents)
     thresholds = args.fail or parse_thresholds(DEFAULT_THRESHOLDS)
     report = formats.CompareReport(
-        runs=runs,
-        comparisons=[compare_records(baseline.benchmarks, run.benchmarks, thresholds, args.alpha) for run in runs[1:]],
+        runs=[pooled_run(pool), *currents],
+        comparisons=[
+            compare_records([base.benchmarks for base in pool], run.benchmarks, thresholds, args.alpha)
+            for run in currents
+        ],
         thresholds=thresholds,
         gating=bool(args.fail),
         alpha=args.alpha,
-        notes=tuple(notes),
+        notes=(*notes, *[note for run in [*pool, *currents] for note in run.notes], *forced),
+        baseline_runs=len(pool),
     )
     print(formats.render_compare(report, args.format), end="")
     return 1 if args.fail and report.regressions else 0

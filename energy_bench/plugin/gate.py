@@ -1,6 +1,8 @@
 """The comparison gate: ``--energy-compare``, ``--energy-compare-fail``, ``--energy-compare-force``.
 
-The baseline is loaded at configure time, before pytest-benchmark saves the current run in its
+The baseline is one saved run (``latest``, NUM, PATH) or the N newest saved runs of this machine pooled
+(``last:N``), which lets the decision see how much whole runs differ (see :mod:`energy_bench.runs.compare`).
+It is loaded at session start, before pytest-benchmark saves the current run in its
 ``pytest_sessionfinish`` wrapper, so a run is never compared with itself. Verdicts are decided in
 our ``pytest_sessionfinish`` (after that save, before the terminal summary): the energy table gets
 its comparison columns, and a regression sets exit status 1 with a summary written straight to the
@@ -22,9 +24,12 @@ from energy_bench.runs.storage import (
     BenchRecord,
     RunLoadError,
     RunNotFound,
+    RunSpecError,
     SavedRun,
     Storage,
     load_run_file,
+    parse_last,
+    pool_label,
     record_from,
 )
 
@@ -37,10 +42,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Gate:
-    baseline: SavedRun
+    #: the baseline runs, oldest first: one, or the pool of ``last:N``
+    baselines: tuple[SavedRun, ...]
     thresholds: tuple[Threshold, ...]
     gating: bool
     force: bool
+    #: what loading the baseline had to say (fewer runs than asked, unreadable files skipped)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return pool_label(list(self.baselines))
 
 
 GATE_KEY = pytest.StashKey[Gate]()
@@ -58,15 +70,38 @@ def parse_fail_option(config: pytest.Config) -> tuple[Threshold, ...]:
         raise pytest.UsageError(f"--energy-compare-fail: {exc}") from None
 
 
-def load_baseline(config: pytest.Config, spec: str) -> SavedRun:
-    """The run named by ``--energy-compare`` (latest, NUM or PATH) in pytest-benchmark's storage."""
+def _storage(config: pytest.Config) -> Storage:
     bench_session = getattr(config, "_benchmarksession", None)
     if bench_session is None:
         raise pytest.UsageError("--energy-compare needs pytest-benchmark (is it disabled with -p no:benchmark?)")
     root = getattr(bench_session.storage, "path", None)
     if root is None:
         raise pytest.UsageError("--energy-compare: only file storage is supported (see --benchmark-storage)")
-    storage = Storage(Path(root), bench_session.machine_id)
+    return Storage(Path(root), bench_session.machine_id)
+
+
+def load_baselines(config: pytest.Config, spec: str) -> tuple[list[SavedRun], list[str]]:
+    """The runs named by ``--energy-compare`` (latest, NUM, PATH or last:N), oldest first, and notes on them."""
+    try:
+        count = parse_last(spec)
+    except RunSpecError as exc:
+        raise pytest.UsageError(f"--energy-compare: {exc}") from None
+    storage = _storage(config)
+    if count is None:
+        return [load_baseline(storage, spec)], []
+    notes: list[str] = []
+    runs = storage.load_last(count, lambda message: notes.append(f"skipped {message}"))
+    if not runs:
+        raise pytest.UsageError(
+            f"--energy-compare: no saved run in {storage.folder} for {spec} (save some with --benchmark-autosave)"
+        )
+    if len(runs) < count:
+        notes.append(f"{spec}: only {len(runs)} readable saved run(s) on this machine; pooled those")
+    return runs, notes
+
+
+def load_baseline(storage: Storage, spec: str) -> SavedRun:
+    """The run named by ``--energy-compare`` (latest, NUM or PATH) in pytest-benchmark's storage."""
     if spec != "latest" and not spec.isdigit() and not spec.endswith(".json") and Path(spec).exists():
         # nargs="?" took a test path as the run: say how to write it instead of failing to parse it as JSON
         raise pytest.UsageError(
@@ -96,11 +131,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from energy_bench.runs.compare import DEFAULT_THRESHOLDS, parse_thresholds
 
     thresholds = parse_fail_option(config)
+    baselines, notes = load_baselines(config, spec)
     config.stash[GATE_KEY] = Gate(
-        baseline=load_baseline(config, spec),
+        baselines=tuple(baselines),
         thresholds=thresholds or parse_thresholds(DEFAULT_THRESHOLDS),
         gating=bool(thresholds),
         force=bool(config.getoption("energy_compare_force")),
+        notes=tuple(notes),
     )
 
 
@@ -129,50 +166,65 @@ def _writer(config: pytest.Config):
     return lambda line, **markup: print(line, file=sys.stderr)
 
 
+def _problems(gate: Gate, current: dict[str, BenchRecord], machine: dict[str, Any] | None) -> list[str]:
+    """Why the baseline runs and this session are not comparable (each baseline run checked)."""
+    from energy_bench.runs.compare import compatibility_problems
+
+    problems = [
+        problem
+        for run in gate.baselines
+        for problem in compatibility_problems(run.benchmarks, current, run.machine_energy, machine)
+    ]
+    return list(dict.fromkeys(problems))
+
+
+def _refuse(session: pytest.Session, gate: Gate, current: dict[str, BenchRecord], problems: list[str], write) -> None:
+    write(
+        f"energy-bench: refusing to compare with {gate.label}: {'; '.join(problems)} "
+        "(pass --energy-compare-force to compare anyway)",
+        red=True,
+        bold=True,
+    )
+    energy_session = get_session(session.config)
+    for name in current:
+        energy_session.comparison[name] = {"baseline J": "", "change": "", "accuracy change": "", "verdict": "refused"}
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     gate = config.stash.get(GATE_KEY, None)
     if gate is None:
         return
-    from energy_bench.runs.compare import ALPHA, compare_records, compatibility_problems, regression_lines
+    from energy_bench.runs.compare import ALPHA, ONE_BASELINE_RUN, compare_records, describe_test, regression_lines
     from energy_bench.runs.formats import gate_columns
 
     write = _writer(config)
     energy_session = get_session(config)
-    baseline = gate.baseline
     current = current_records(config)
     if not current:
-        write(f"energy-bench: nothing compared with {baseline.label}: no benchmark ran")
+        write(f"energy-bench: nothing compared with {gate.label}: no benchmark ran")
         return
     limits = ", ".join(str(t) for t in gate.thresholds)
-    header = f"energy-bench: compared with {baseline.label} ({limits}; one-sided Mann-Whitney U, alpha {ALPHA:g})"
+    header = f"energy-bench: compared with {gate.label} ({limits}; {describe_test(len(gate.baselines), 1, ALPHA)})"
 
-    problems = compatibility_problems(
-        baseline.benchmarks, current, baseline.machine_energy, _current_machine_energy(config)
-    )
+    problems = _problems(gate, current, _current_machine_energy(config))
     if problems and not gate.force:
-        write(
-            f"energy-bench: refusing to compare with {baseline.label}: {'; '.join(problems)} "
-            "(pass --energy-compare-force to compare anyway)",
-            red=True,
-            bold=True,
-        )
-        for name in current:
-            energy_session.comparison[name] = {
-                "baseline J": "",
-                "change": "",
-                "accuracy change": "",
-                "verdict": "refused",
-            }
-        if session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        _refuse(session, gate, current, problems, write)
         return
 
-    comparisons = compare_records(baseline.benchmarks, current, gate.thresholds)
+    comparisons = compare_records([run.benchmarks for run in gate.baselines], current, gate.thresholds)
     for comparison in comparisons:
         if comparison.current is not None:
             energy_session.comparison[comparison.fullname] = gate_columns(comparison)
-    notes = list(baseline.notes) + [f"forced despite: {p}" for p in problems]
+    notes = list(gate.notes) + [note for run in gate.baselines for note in run.notes]
+    if len(gate.baselines) == 1:
+        notes.append(
+            f"{ONE_BASELINE_RUN}: the test sees only round-to-round noise, so a whole run that is slower or faster "
+            "reads as significant; pool saved runs with --energy-compare=last:N"
+        )
+    notes += [f"forced despite: {p}" for p in problems]
     notes += sorted({f"{c.fullname}: {n}" for c in comparisons if c.current is not None for n in c.notes})
     lines = regression_lines(comparisons) if gate.gating else []
     energy_session.regressions = lines

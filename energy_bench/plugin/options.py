@@ -57,7 +57,8 @@ OPTIONS: list[Option] = [
     (
         "--energy-compare",
         None,
-        "compare with a saved run: NUM or PATH; no value = latest saved run in --benchmark-storage.",
+        "compare with saved runs: NUM or PATH (one run), last:N (the N newest runs of this machine, pooled: "
+        "the decision then sees between-run noise); no value = latest saved run in --benchmark-storage.",
         {"nargs": "?", "const": "latest"},
     ),
     (

@@ -1,25 +1,38 @@
-"""Comparing runs: thresholds, the significance test and a verdict per benchmark.
+"""Comparing runs: thresholds, the significance tests and a verdict per benchmark.
 
-A change is a regression when it goes the worse way (more joules or time, less accuracy),
-is beyond its threshold, **and** the per-round samples of the two runs say it is real: a
-one-sided Mann-Whitney U test (exact for small samples) at ``ALPHA``. Rank-based, so one
-throttled round does not decide, and with 5 rounds per run it reaches p = 1/252. Where a run
-has no per-round data (old files; accuracy is one number), or too few rounds for the test to
-ever reach ``ALPHA``, the threshold alone decides and the comparison says so.
-Improvements never fail.
+A change is a regression when it goes the worse way (more joules or time, less accuracy, more joules to a
+target), is beyond its threshold, **and** a test says it is more than noise. Which test depends on what the
+baseline can show:
+
+* **Several baseline runs** (``last:N``, or each side's repetitions in ``energy-bench ab``): each run is reduced to
+  its mean (per call), and the current run's mean must lie beyond a one-sided Student-t bound built from the
+  baseline runs' mean and their between-run standard deviation (a prediction bound for one new run; with several
+  current runs, the two-sample t test with pooled variance, of which the prediction bound is the one-run case),
+  **and** outside the range of the baseline runs' means. So it sees how much whole runs differ (a session that is
+  all slower), and a current run inside the spread of the baseline runs never fails. See :func:`judge_runs`.
+* **One baseline run**: between-run noise is unknown. The per-round samples of the two runs go through a
+  one-sided Mann-Whitney U test (exact for small samples) at ``ALPHA``: rank-based, so one throttled round does
+  not decide, and with 5 rounds per run it reaches p = 1/252. It treats rounds as independent, so a shift of a
+  whole session reads as significant: the report says so. Where a run has no per-round data (old files;
+  accuracy and joules to a target are one number per run), or too few rounds for the test to ever reach
+  ``ALPHA``, the threshold alone decides and the comparison says so.
+
+Energy to a target: a current run that did not reach a target every baseline run reached is a regression by
+itself. Improvements never fail.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from energy_bench.errors import EnergyBenchError
-from energy_bench.runs.storage import BenchRecord, Samples
+from energy_bench.runs.storage import BenchRecord, Samples, TargetResult
 
 #: significance level of the one-sided test
 ALPHA = 0.05
@@ -42,6 +55,8 @@ METRICS: dict[str, Metric] = {
     "net_joules": Metric("net_joules", "J", True),
     "time": Metric("time", "s", True),
     "accuracy": Metric("accuracy", "", False, ("%", "pt")),
+    # one value per run: cumulative joules until energy(..., until=...) met its target
+    "joules_to_target": Metric("joules_to_target", "J", True),
 }
 
 
@@ -173,9 +188,73 @@ def judge_rounds(baseline_rounds, current_rounds, threshold: Threshold, alpha: f
     return RoundsJudgement(worse_by, p_worse, p_better, regression, improvement)
 
 
+@dataclass(frozen=True)
+class RunsJudgement:
+    """Per pair of run samples: signed change (threshold unit), p-values, the t bound, and the decisions."""
+
+    worse_by: np.ndarray
+    p_worse: np.ndarray
+    p_better: np.ndarray
+    bound: np.ndarray
+    regression: np.ndarray
+    improvement: np.ndarray
+
+
+def judge_runs(baseline_means, current_means, threshold: Threshold, alpha: float = ALPHA) -> RunsJudgement:
+    """Threshold AND one-sided Student t AND outside the baseline runs' range, on run means along the last axis.
+
+    ``baseline_means``: one value per baseline run (k >= 2); ``current_means``: one per current run (m >= 1; a
+    scalar is one run). Both may carry leading batch axes (the simulation in ``benchmarks/test_gate_quality.py``).
+    The t statistic is the two-sample one with pooled variance, ``(mean_c - mean_b) / (s_p * sqrt(1/k + 1/m))`` on
+    ``k + m - 2`` degrees of freedom; for one current run it is exactly the one-sided prediction bound for one new
+    run's mean, ``mean_b + t(1-alpha, k-1) * s_b * sqrt(1 + 1/k)``. ``bound`` is that bound (in the metric's units),
+    on the worse side of the baseline mean.
+    """
+    from scipy import stats  # lazy, as in pvalue_worse
+
+    base = np.asarray(baseline_means, dtype=float)
+    cur = np.asarray(current_means, dtype=float)
+    if cur.ndim < base.ndim:
+        cur = cur[..., None]  # one value per batch element: one current run
+    k, m = base.shape[-1], cur.shape[-1]
+    if k < 2 or m < 1:
+        raise ValueError(f"the between-run test needs at least two baseline runs and one current run, got {k}+{m}")
+    sign = 1.0 if METRICS[threshold.metric].higher_is_worse else -1.0
+    mean_b, mean_c = base.mean(axis=-1), cur.mean(axis=-1)
+    squares = ((base - mean_b[..., None]) ** 2).sum(axis=-1) + ((cur - mean_c[..., None]) ** 2).sum(axis=-1)
+    df = k + m - 2
+    scale = np.sqrt(squares / df) * math.sqrt(1.0 / k + 1.0 / m)
+    worse = sign * (mean_c - mean_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # no spread at all (e.g. the same accuracy every run): any change is infinitely many scales away
+        t_worse = np.where(scale > 0, worse / scale, np.sign(worse) * np.inf)
+    p_worse = np.nan_to_num(stats.t.sf(t_worse, df), nan=1.0)
+    p_better = np.nan_to_num(stats.t.sf(-t_worse, df), nan=1.0)
+    bound = mean_b + sign * stats.t.ppf(1.0 - alpha, df) * scale
+    worst = base.max(axis=-1) if sign > 0 else base.min(axis=-1)
+    best = base.min(axis=-1) if sign > 0 else base.max(axis=-1)
+    worse_by = threshold.worse_by(mean_b, mean_c)
+    regression = (worse_by > threshold.amount) & (p_worse <= alpha) & (sign * (mean_c - worst) > 0)
+    improvement = (-worse_by > threshold.amount) & (p_better <= alpha) & (sign * (best - mean_c) > 0)
+    return RunsJudgement(worse_by, p_worse, p_better, bound, regression, improvement)
+
+
+def describe_test(baseline_runs: int, current_runs: int = 1, alpha: float = ALPHA) -> str:
+    """The test a comparison of this many runs uses, for headers and verdict lines."""
+    if baseline_runs >= 2 and current_runs >= 2:
+        return f"two-sample Student t on run means, {baseline_runs}+{current_runs} runs, alpha {alpha:g}"
+    if baseline_runs >= 2:
+        return f"between-run Student t bound over {baseline_runs} baseline runs, alpha {alpha:g}"
+    return f"one-sided Mann-Whitney U, alpha {alpha:g}; {ONE_BASELINE_RUN}"
+
+
 # ---------------------------------------------------------------------------- per benchmark
 
 THRESHOLD_ONLY = "threshold only: no per-round data"
+#: said wherever a single baseline run decides: its rounds cannot show how much whole runs differ
+ONE_BASELINE_RUN = "between-run noise unknown (one baseline run)"
+#: metrics with one value per run (no rounds): the threshold alone decides against one baseline run
+ONE_VALUE_METRICS = ("accuracy", "joules_to_target")
 
 
 @dataclass
@@ -188,6 +267,13 @@ class MetricComparison:
     regression: bool = False
     improvement: bool = False
     note: str | None = None
+    #: runs behind ``baseline`` and ``current`` (each the mean of its runs' means when more than one)
+    baseline_runs: int = 1
+    current_runs: int = 1
+    #: the between-run test's bound: a regression's current mean lies beyond it (None: no between-run test)
+    bound: float | None = None
+    #: a run-level outcome that decided instead of the numbers, e.g. "target not reached in 10 rounds"
+    reason: str | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -210,83 +296,218 @@ class BenchmarkComparison:
     metrics: dict[str, MetricComparison] = field(default_factory=dict)
     verdict: str = "ok"
     notes: list[str] = field(default_factory=list)
+    #: every run's record behind ``baseline`` and ``current`` (those two are the newest of each)
+    baseline_runs: list[BenchRecord] = field(default_factory=list)
+    current_runs: list[BenchRecord] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[MetricComparison]:
         return [m for m in self.metrics.values() if m.regression]
 
 
+def _as_list(value):
+    """One item or a sequence of them (one per run) as a list; None as an empty list."""
+    if value is None:
+        return []
+    if isinstance(value, (Samples, BenchRecord, TargetResult, Mapping)):
+        return [value]
+    return list(value)
+
+
 def compare_metric(
-    metric: str, baseline: Samples, current: Samples, threshold: Threshold | None, alpha: float = ALPHA
+    metric: str,
+    baseline: Samples | Sequence[Samples],
+    current: Samples | Sequence[Samples],
+    threshold: Threshold | None,
+    alpha: float = ALPHA,
 ) -> MetricComparison:
-    result = MetricComparison(metric, baseline.mean, current.mean, threshold)
+    """One metric, given one :class:`Samples` per run on each side (or one ``Samples`` for a single run)."""
+    base, cur = _as_list(baseline), _as_list(current)
+    result = MetricComparison(
+        metric,
+        statistics.fmean(s.mean for s in base),
+        statistics.fmean(s.mean for s in cur),
+        threshold,
+        baseline_runs=len(base),
+        current_runs=len(cur),
+    )
     if threshold is None:
         return result
-    base_rounds, cur_rounds = baseline.data, current.data
+    if len(base) >= 2:
+        judged = judge_runs([s.mean for s in base], [s.mean for s in cur], threshold, alpha)
+        result.p_worse = float(judged.p_worse)
+        result.bound = float(judged.bound)
+        result.regression = bool(judged.regression)
+        result.improvement = bool(judged.improvement)
+        return result
+    return _compare_rounds(result, base[0], cur, threshold, alpha)
+
+
+def _compare_rounds(
+    result: MetricComparison, base: Samples, cur: list[Samples], threshold: Threshold, alpha: float
+) -> MetricComparison:
+    """One baseline run: the rounds test on per-round samples (the current runs' rounds together), else threshold."""
+    base_rounds = base.data
+    cur_rounds = tuple(v for s in cur for v in s.data) if all(s.data for s in cur) else None
     if base_rounds and cur_rounds and can_test(len(base_rounds), len(cur_rounds), alpha):
         judged = judge_rounds(base_rounds, cur_rounds, threshold, alpha)
         result.p_worse = float(judged.p_worse)
         result.regression = bool(judged.regression)
         result.improvement = bool(judged.improvement)
         return result
+    metric = result.metric
     if base_rounds and cur_rounds:
         result.note = f"{metric}: threshold only: {len(base_rounds)}+{len(cur_rounds)} rounds cannot reach p<={alpha:g}"
-    elif metric != "accuracy":  # accuracy is one number per run by nature: said once in the report's legend
+    elif metric not in ONE_VALUE_METRICS:  # one number per run by nature: said once in the report's legend
         result.note = f"{metric}: {THRESHOLD_ONLY}"
-    worse_by = float(threshold.worse_by(baseline.mean, current.mean))
+    worse_by = float(threshold.worse_by(result.baseline, result.current))
     result.regression = worse_by > threshold.amount
     result.improvement = -worse_by > threshold.amount
     return result
 
 
+def compare_targets(
+    baseline: Sequence[TargetResult], current: Sequence[TargetResult], threshold: Threshold | None, alpha: float = ALPHA
+) -> tuple[MetricComparison | None, str | None]:
+    """Energy to a target over runs: (the comparison, a note), either may be None.
+
+    A current run that missed a target every baseline run reached is a regression by itself (under a
+    ``joules_to_target`` threshold); a current side that reached a target no baseline run reached is an
+    improvement. Otherwise the joules of the runs that reached it are compared like any metric.
+    """
+    base_joules = [Samples(mean=t.joules) for t in baseline if t.reached and t.joules is not None]
+    cur_joules = [Samples(mean=t.joules) for t in current if t.reached and t.joules is not None]
+    missed = [t for t in current if not t.reached]
+    name = "joules_to_target"
+    if not base_joules and not cur_joules:
+        return None, f"{name}: target reached in neither run"
+    if missed and len(base_joules) == len(baseline):
+        all_joules = [t.joules for t in current if t.joules is not None]
+        result = MetricComparison(
+            name,
+            statistics.fmean(s.mean for s in base_joules),
+            statistics.fmean(all_joules) if all_joules else math.nan,
+            threshold,
+            baseline_runs=len(baseline),
+            current_runs=len(current),
+        )
+        rounds = missed[0].rounds if missed[0].rounds is not None else missed[0].max_rounds
+        share = f" ({len(missed)} of {len(current)} runs)" if len(current) > 1 else ""
+        result.reason = f"target not reached in {rounds} rounds{share}"
+        result.regression = threshold is not None
+        return result, None
+    if not base_joules:
+        result = MetricComparison(
+            name,
+            math.nan,
+            statistics.fmean(s.mean for s in cur_joules),
+            threshold,
+            baseline_runs=len(baseline),
+            current_runs=len(current),
+        )
+        result.reason = "target reached; no baseline run reached it"
+        result.improvement = threshold is not None
+        return result, None
+    note = None
+    if len(base_joules) < len(baseline):
+        note = f"{name}: target reached in {len(base_joules)} of {len(baseline)} baseline runs"
+    if not cur_joules:
+        return None, f"{name}: target not reached in the current run(s), nor in every baseline run"
+    return compare_metric(name, base_joules, cur_joules, threshold, alpha), note
+
+
+def _records(value: BenchRecord | Sequence[BenchRecord] | None) -> list[BenchRecord]:
+    return [r for r in _as_list(value) if r is not None]
+
+
 def compare_benchmark(
     fullname: str,
-    baseline: BenchRecord | None,
-    current: BenchRecord | None,
+    baseline: BenchRecord | Sequence[BenchRecord] | None,
+    current: BenchRecord | Sequence[BenchRecord] | None,
     thresholds: Iterable[Threshold] = (),
     alpha: float = ALPHA,
 ) -> BenchmarkComparison:
-    result = BenchmarkComparison(fullname, baseline, current)
-    if baseline is None:
+    """One benchmark: ``baseline`` and ``current`` are its record in one run, or its records in several runs."""
+    base_runs, cur_runs = _records(baseline), _records(current)
+    result = BenchmarkComparison(
+        fullname,
+        base_runs[-1] if base_runs else None,
+        cur_runs[-1] if cur_runs else None,
+        baseline_runs=base_runs,
+        current_runs=cur_runs,
+    )
+    if not base_runs:
         result.verdict = "new"
         return result
-    if current is None:
+    if not cur_runs:
         result.verdict = "missing"
         return result
     by_metric = {t.metric: t for t in thresholds}
-    for record, which in ((baseline, "baseline"), (current, "current")):
-        if record.error:
-            result.notes.append(f"{which} meter failed: {record.error}")
+    for records, which in ((base_runs, "baseline"), (cur_runs, "current")):
+        for error in dict.fromkeys(r.error for r in records if r.error):
+            result.notes.append(f"{which} meter failed: {error}")
     for metric in METRICS:
-        base, cur = baseline.samples(metric), current.samples(metric)
-        if base is not None and cur is not None:
+        if metric == "joules_to_target":
+            _compare_target_metric(result, by_metric.get(metric), alpha)
+            continue
+        base = [s for s in (r.samples(metric) for r in base_runs) if s is not None]
+        cur = [s for s in (r.samples(metric) for r in cur_runs) if s is not None]
+        if base and cur:
             result.metrics[metric] = compare_metric(metric, base, cur, by_metric.get(metric), alpha)
-        elif metric in by_metric and (base is not None or cur is not None):
+            if len(base) == 1 and len(base_runs) > 1 and metric in by_metric:
+                result.notes.append(f"{metric}: only one baseline run has it: {ONE_BASELINE_RUN}")
+        elif metric in by_metric and (base or cur):
             # one side lacks it (e.g. an old baseline); a metric neither run records (inference has no accuracy) is
             # simply not compared
-            missing = "baseline" if base is None else "current run"
+            missing = "baseline" if not base else "current run"
             result.notes.append(f"{metric}: not recorded in the {missing}")
     result.notes.extend(sorted({m.note for m in result.metrics.values() if m.note}))
     judged = [m for m in result.metrics.values() if m.threshold is not None]
     if any(m.regression for m in judged):
         result.verdict = "REGRESSION"
-    elif not judged or (current.error and "joules" in by_metric):
+    elif not judged or (all(r.error for r in cur_runs) and "joules" in by_metric):
         result.verdict = "no data"
     elif any(m.improvement for m in judged):
         result.verdict = "improved"
     return result
 
 
+def _compare_target_metric(result: BenchmarkComparison, threshold: Threshold | None, alpha: float) -> None:
+    base = [r.to_target for r in result.baseline_runs if r.to_target is not None]
+    cur = [r.to_target for r in result.current_runs if r.to_target is not None]
+    if base and cur:
+        comparison, note = compare_targets(base, cur, threshold, alpha)
+        if comparison is not None:
+            result.metrics["joules_to_target"] = comparison
+        if note:
+            result.notes.append(note)
+    elif threshold is not None and (base or cur):
+        result.notes.append(f"joules_to_target: not recorded in the {'baseline' if not base else 'current run'}")
+
+
 def compare_records(
-    baseline: Mapping[str, BenchRecord],
-    current: Mapping[str, BenchRecord],
+    baseline: Mapping[str, BenchRecord] | Sequence[Mapping[str, BenchRecord]],
+    current: Mapping[str, BenchRecord] | Sequence[Mapping[str, BenchRecord]],
     thresholds: Iterable[Threshold] = (),
     alpha: float = ALPHA,
 ) -> list[BenchmarkComparison]:
-    """Match benchmarks by full name; current order first, then those only in the baseline."""
+    """Match benchmarks by full name; current order first, then those only in the baseline.
+
+    Each side is one run's records, or a sequence of runs' records (oldest first) to be pooled.
+    """
     thresholds = tuple(thresholds)
-    names = list(current) + [name for name in baseline if name not in current]
-    return [compare_benchmark(n, baseline.get(n), current.get(n), thresholds, alpha) for n in names]
+    base_runs, cur_runs = _as_list(baseline), _as_list(current)
+    names: dict[str, None] = {}
+    for run in [*cur_runs, *base_runs]:
+        names.update(dict.fromkeys(run))
+    results = []
+    for name in names:
+        base = [run[name] for run in base_runs if name in run]
+        result = compare_benchmark(name, base, [run[name] for run in cur_runs if name in run], thresholds, alpha)
+        if len(base) == 1 and len(base_runs) > 1 and result.current is not None:
+            result.notes.append(f"only one of the {len(base_runs)} baseline runs has it: {ONE_BASELINE_RUN}")
+        results.append(result)
+    return results
 
 
 def compatibility_problems(
@@ -335,16 +556,30 @@ def _devices(machine_energy: Mapping | None) -> list[str] | None:
     return sorted(names) or None
 
 
+def evidence(m: MetricComparison) -> str:
+    """What decided a regression, beside its threshold: the test and its p-value, or the threshold alone."""
+    if m.p_worse is None:
+        return "threshold only"
+    if m.bound is None:
+        return f"p={m.p_worse:.3g}"
+    if m.current_runs > 1:
+        return f"p={m.p_worse:.3g} (two-sample t, {m.baseline_runs}+{m.current_runs} runs)"
+    return f"p={m.p_worse:.3g} (between-run t, {m.baseline_runs} baseline runs, bound {m.bound:.4g})"
+
+
 def regression_lines(comparisons: Iterable[BenchmarkComparison]) -> list[str]:
-    """One line per regressed metric: benchmark, metric, baseline, current, change, threshold."""
+    """One line per regressed metric: benchmark, metric, baseline, current, change, threshold, evidence."""
     lines = []
     for comparison in comparisons:
         for m in comparison.regressions:
             unit = METRICS[m.metric].unit
+            if m.reason:
+                baseline = f"baseline reached it with {m.baseline:.4g} {unit}"
+                lines.append(f"{comparison.fullname}: {m.metric}: {m.reason} ({baseline}), limit {m.threshold}")
+                continue
             if m.metric == "accuracy":
                 values = f"{m.baseline:.4f} -> {m.current:.4f} ({m.change_points:+.2f}pt)"
             else:
                 values = f"{m.baseline:.4g} {unit} -> {m.current:.4g} {unit} ({m.change_percent:+.1f}%)"
-            evidence = f"p={m.p_worse:.3g}" if m.p_worse is not None else "threshold only"
-            lines.append(f"{comparison.fullname}: {m.metric} {values}, limit {m.threshold}, {evidence}")
+            lines.append(f"{comparison.fullname}: {m.metric} {values}, limit {m.threshold}, {evidence(m)}")
     return lines

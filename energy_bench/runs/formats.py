@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from energy_bench.runs.compare import ALPHA, BenchmarkComparison, Threshold, regression_lines
+from energy_bench.runs.compare import ALPHA, BenchmarkComparison, Threshold, describe_test, regression_lines
 from energy_bench.runs.storage import BenchRecord, SavedRun
 from energy_bench.runs.text import (
     format_accuracy,
@@ -32,8 +32,9 @@ def gate_columns(comparison: BenchmarkComparison) -> dict[str, str]:
     joules = comparison.metrics.get("joules")
     accuracy = comparison.metrics.get("accuracy")
     baseline = comparison.baseline.joules if comparison.baseline else None
+    baseline_joules = joules.baseline if joules else (baseline.mean if baseline else None)  # pooled: mean of runs
     return {
-        "baseline J": format_number(baseline.mean if baseline else None),
+        "baseline J": format_number(baseline_joules),
         "change": format_percent(joules.change_percent if joules else None),
         "accuracy change": format_points(accuracy.change_points if accuracy else None),
         "verdict": comparison.verdict,
@@ -45,7 +46,11 @@ def gate_columns(comparison: BenchmarkComparison) -> dict[str, str]:
 
 @dataclass
 class CompareReport:
-    """Runs compared with the first one: ``comparisons[i]`` is run ``i + 1`` against run 0."""
+    """Runs compared with the first one: ``comparisons[i]`` is run ``i + 1`` against run 0.
+
+    A run here may stand for several (``storage.pooled_run``): ``baseline_runs`` and ``current_runs`` say how many
+    runs each side pooled, which decides the test the report names.
+    """
 
     runs: list[SavedRun]
     comparisons: list[list[BenchmarkComparison]]
@@ -53,6 +58,12 @@ class CompareReport:
     gating: bool
     alpha: float = ALPHA
     notes: tuple[str, ...] = ()
+    baseline_runs: int = 1
+    current_runs: int = 1
+
+    @property
+    def test(self) -> str:
+        return describe_test(self.baseline_runs, self.current_runs, self.alpha)
 
     @property
     def baseline(self) -> SavedRun:
@@ -76,13 +87,24 @@ class CompareReport:
 def _metric_fields(record: BenchRecord | None) -> dict[str, Any]:
     joules = record.joules if record else None
     time = record.time if record else None
+    target = record.to_target if record else None
     return {
         "joules": joules.mean if joules else None,
         "joules_stddev": joules.stddev if joules else None,
         "rounds": (joules.rounds if joules else None) or (time.rounds if time else None),
         "time": time.mean if time else None,
         "accuracy": record.accuracy if record else None,
+        "to_target": _target_text(target),
+        "joules_to_target": target.joules if target and target.reached else None,
     }
+
+
+def _target_text(target) -> str:
+    """``reached (7 rounds)`` or ``not reached (10 rounds)``; empty without a target."""
+    if target is None:
+        return ""
+    rounds = "" if target.rounds is None else f" ({target.rounds} rounds)"
+    return ("reached" if target.reached else "not reached") + rounds
 
 
 def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
@@ -98,6 +120,7 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
                 **_metric_fields(base_record),
                 "joules_ratio": 1.0 if base_record and base_record.joules else None,
                 "time_ratio": 1.0 if base_record and base_record.time else None,
+                "joules_to_target_ratio": 1.0 if base_record and _reached(base_record) else None,
                 "accuracy_change_pt": None,
                 "joules_p": None,
                 "time_p": None,
@@ -116,6 +139,7 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
                     **_metric_fields(record),
                     "joules_ratio": metrics["joules"].ratio if "joules" in metrics else None,
                     "time_ratio": metrics["time"].ratio if "time" in metrics else None,
+                    "joules_to_target_ratio": _target_ratio(metrics.get("joules_to_target")),
                     "accuracy_change_pt": metrics["accuracy"].change_points if "accuracy" in metrics else None,
                     "joules_p": metrics["joules"].p_worse if "joules" in metrics else None,
                     "time_p": metrics["time"].p_worse if "time" in metrics else None,
@@ -126,6 +150,15 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
     return rows
 
 
+def _reached(record: BenchRecord) -> bool:
+    return bool(record.to_target and record.to_target.reached and record.to_target.joules is not None)
+
+
+def _target_ratio(comparison) -> float | None:
+    """Joules to the target, current / baseline; None when one side did not reach it (the verdict says so)."""
+    return None if comparison is None or comparison.reason else comparison.ratio
+
+
 _DISPLAY = {
     "run": ("run", str),
     "joules": ("joules (J)", format_number),
@@ -134,6 +167,9 @@ _DISPLAY = {
     "time_ratio": ("time ratio", format_ratio),
     "accuracy": ("accuracy", format_accuracy),
     "accuracy_change_pt": ("accuracy change", format_points),
+    "to_target": ("target", str),
+    "joules_to_target": ("J to target", format_number),
+    "joules_to_target_ratio": ("to-target ratio", format_ratio),
     "verdict": ("verdict", str),
     "notes": ("notes", str),
 }
@@ -145,7 +181,7 @@ def _display_rows(rows: list[dict[str, Any]], keys: Iterable[str]) -> list[list[
 
 def verdict_line(report: CompareReport) -> str:
     limits = ", ".join(str(t) for t in report.thresholds)
-    test = f"one-sided Mann-Whitney U, alpha {report.alpha:g}"
+    test = report.test
     others = ", ".join(run.label for run in report.runs[1:])
     count = len(report.regressions)
     if count and report.gating:
@@ -156,10 +192,33 @@ def verdict_line(report: CompareReport) -> str:
 
 
 def legend(report: CompareReport) -> str:
+    alpha = f"alpha {report.alpha:g}"
+    target = ""
+    if any(t.metric == "joules_to_target" for t in report.thresholds):
+        target = " A run that missed a target every baseline run reached is a regression by itself."
+    if report.baseline_runs >= 2:
+        if report.current_runs >= 2:
+            test = (
+                f"significant in a one-sided two-sample Student t test on the run means ({report.baseline_runs} "
+                f"baseline and {report.current_runs} current runs, pooled variance, {alpha})"
+            )
+        else:
+            test = (
+                f"beyond a one-sided Student t prediction bound for one new run, built from the means of "
+                f"{report.baseline_runs} baseline runs and their spread ({alpha})"
+            )
+        return (
+            f"A regression is beyond its threshold, {test}, and outside the range of the baseline runs' means; "
+            f"each run counts as one value (its mean per call; accuracy and joules to a target are one value per "
+            f"run anyway). Baseline values are means over its runs; ratios are against {report.baseline.label}."
+            + target
+        )
     return (
         f"A regression is beyond its threshold and, for joules and time, significant in a one-sided "
-        f"Mann-Whitney U test on the per-round samples (alpha {report.alpha:g}); accuracy is one value per run, "
-        f"so its threshold alone decides. Ratios are against {report.baseline.label}."
+        f"Mann-Whitney U test on the per-round samples ({alpha}); accuracy and joules to a target are one value "
+        f"per run, so their threshold alone decides. Between-run noise is unknown with one baseline run: a whole "
+        f"run that is slower or faster (another session, a busier machine) can read as significant; pool several "
+        f"saved runs as the baseline (last:N). Ratios are against {report.baseline.label}." + target
     )
 
 
@@ -173,6 +232,9 @@ def render_compare(report: CompareReport, fmt: str) -> str:
                 "thresholds": [str(t) for t in report.thresholds],
                 "gating": report.gating,
                 "alpha": report.alpha,
+                "test": report.test,
+                "baseline_runs": report.baseline_runs,
+                "current_runs": report.current_runs,
                 "regressions": report.regressions,
                 "notes": list(report.notes),
                 "rows": rows,

@@ -23,6 +23,8 @@ from energy_bench.errors import EnergyBenchError
 DEFAULT_STORAGE = "./.benchmarks"
 RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
 _RUN_NUMBER = re.compile(r"^(\d{4})_")
+#: ``last:N``: the N newest saved runs of this machine, pooled as one baseline
+_LAST = re.compile(r"^last:(?P<count>[0-9]{1,6})$")
 
 
 class RunLoadError(EnergyBenchError):
@@ -33,6 +35,10 @@ class RunNotFound(EnergyBenchError, LookupError):
     """A run asked for by number, path or commit that does not exist; the message says what was looked for."""
 
 
+class RunSpecError(EnergyBenchError, ValueError):
+    """A malformed run spec (e.g. ``last:0``); the message is one line fit for a usage error."""
+
+
 @dataclass(frozen=True)
 class Samples:
     """One metric of one benchmark: summary numbers and, when saved, the per-round values."""
@@ -41,6 +47,24 @@ class Samples:
     stddev: float | None = None
     rounds: int | None = None
     data: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """Energy to a target (``extra_info.energy.to_target``): whether it was reached, in how many rounds, at what cost.
+
+    ``joules`` and ``seconds`` are cumulative over the rounds run: to the target when ``reached``, else all rounds.
+    One value per run (not per call).
+    """
+
+    reached: bool
+    rounds: int | None = None
+    max_rounds: int | None = None
+    joules: float | None = None
+    seconds: float | None = None
+    metric: str | None = None
+    target: float | None = None
+    direction: str | None = None
 
 
 @dataclass
@@ -56,10 +80,15 @@ class BenchRecord:
     meter: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    to_target: TargetResult | None = None
 
     def samples(self, metric: str) -> Samples | None:
+        """One metric's samples; accuracy and joules to the target are one value per run (no rounds)."""
         if metric == "accuracy":
             return None if self.accuracy is None else Samples(mean=self.accuracy)
+        if metric == "joules_to_target":
+            target = self.to_target
+            return Samples(mean=target.joules) if target and target.reached and target.joules is not None else None
         return getattr(self, metric)
 
 
@@ -125,6 +154,26 @@ def per_call(samples: Samples | None, iterations: int) -> Samples | None:
     )
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def target_from(to_target: Any) -> TargetResult | None:
+    """A :class:`TargetResult` from ``extra_info.energy.to_target``; None when absent or without ``reached``."""
+    if not isinstance(to_target, Mapping) or not isinstance(to_target.get("reached"), bool):
+        return None
+    return TargetResult(
+        reached=to_target["reached"],
+        rounds=_count(to_target.get("rounds")),
+        max_rounds=_count(to_target.get("max_rounds")),
+        joules=_number(to_target.get("joules")),
+        seconds=_number(to_target.get("seconds")),
+        metric=to_target.get("metric") if isinstance(to_target.get("metric"), str) else None,
+        target=_number(to_target.get("target")),
+        direction=to_target.get("direction") if isinstance(to_target.get("direction"), str) else None,
+    )
+
+
 def record_from(fullname: str, extra_info: Any, stats: Any) -> BenchRecord:
     """A :class:`BenchRecord` from a benchmark's ``extra_info`` and pytest-benchmark ``stats``.
 
@@ -141,6 +190,7 @@ def record_from(fullname: str, extra_info: Any, stats: Any) -> BenchRecord:
         record.joules = per_call(samples_from(energy.get("joules")), iterations)
         record.net_joules = per_call(samples_from(energy.get("net_joules")), iterations)
         record.time = per_call(samples_from(energy.get("seconds")), iterations)
+        record.to_target = target_from(energy.get("to_target"))
         record.source = energy.get("source") if isinstance(energy.get("source"), str) else None
         record.meter = energy.get("meter") if isinstance(energy.get("meter"), str) else None
         if energy.get("error"):
@@ -308,3 +358,117 @@ class Storage:
             if isinstance(commit, str) and commit.startswith(prefix):
                 return path
         raise RunNotFound(f"no run, file or commit matching {prefix!r} in {self.folder}")
+
+    def load_last(self, count: int, on_error: Callable[[str], None], before: Path | None = None) -> list[SavedRun]:
+        """The ``count`` newest readable runs of this machine, oldest first (fewer when fewer exist).
+
+        ``before``: a run file that is not part of the pool; when it is one of this machine's numbered runs, only runs
+        with a lower number count (the runs saved before it). Unreadable files are reported through ``on_error`` and
+        skipped, so the pool still holds ``count`` runs when enough readable ones exist.
+        """
+        files = self.run_files()
+        if before is not None:
+            resolved = before.resolve()
+            if resolved.parent == self.folder.resolve() and _RUN_NUMBER.match(before.name):
+                files = [f for f in files if int(f.name[:4]) < int(before.name[:4])]
+            else:
+                files = [f for f in files if f.resolve() != resolved]
+        runs: list[SavedRun] = []
+        for path in reversed(files):
+            if len(runs) == count:
+                break
+            try:
+                runs.append(load_run_file(path))
+            except RunLoadError as exc:
+                on_error(str(exc))
+        return runs[::-1]
+
+
+def parse_last(spec: str) -> int | None:
+    """N of a ``last:N`` run spec, None for any other spec; :class:`RunSpecError` for ``last:0`` or ``last:x``."""
+    if not spec.startswith("last:"):
+        return None
+    match = _LAST.match(spec)
+    if not match or int(match["count"]) < 1:
+        raise RunSpecError(f"{spec!r}: expected last:N with a whole number N >= 1, e.g. last:5")
+    return int(match["count"])
+
+
+# ---------------------------------------------------------------------------- a pool of runs as one
+
+
+def pool_label(runs: list[SavedRun]) -> str:
+    """How a baseline of several runs is named: ``3 runs (0005_a..0007_c)``; one run keeps its own label."""
+    if len(runs) == 1:
+        return runs[0].label
+    return f"{len(runs)} runs ({runs[0].label}..{runs[-1].label})"
+
+
+def _pooled_samples(samples: list[Samples]) -> Samples | None:
+    """Display summary of one metric over runs: the mean of the run means, their standard deviation across runs."""
+    if not samples:
+        return None
+    if len(samples) == 1:
+        return samples[0]
+    means = [s.mean for s in samples]
+    mean = sum(means) / len(means)
+    spread = math.sqrt(sum((m - mean) ** 2 for m in means) / (len(means) - 1))
+    rounds = [s.rounds for s in samples]
+    return Samples(mean=mean, stddev=spread, rounds=sum(rounds) if all(r is not None for r in rounds) else None)
+
+
+def pooled_record(records: list[BenchRecord]) -> BenchRecord:
+    """One benchmark over several runs, for tables: means of run means, stddev across runs, no per-round data.
+
+    The comparison itself works on the runs (see :mod:`energy_bench.runs.compare`); this is what a table shows.
+    """
+    if len(records) == 1:
+        return records[0]
+    last = records[-1]
+    accuracies = [r.accuracy for r in records if r.accuracy is not None]
+    targets = [r.to_target for r in records if r.to_target is not None]
+    reached = [t.joules for t in targets if t.reached and t.joules is not None]
+    to_target = None
+    if targets:
+        to_target = TargetResult(
+            reached=all(t.reached for t in targets),
+            rounds=max((t.rounds for t in targets if t.rounds is not None), default=None),
+            max_rounds=targets[-1].max_rounds,
+            joules=sum(reached) / len(reached) if reached else None,
+            metric=targets[-1].metric,
+            target=targets[-1].target,
+            direction=targets[-1].direction,
+        )
+    return BenchRecord(
+        fullname=last.fullname,
+        joules=_pooled_samples([r.joules for r in records if r.joules is not None]),
+        net_joules=_pooled_samples([r.net_joules for r in records if r.net_joules is not None]),
+        time=_pooled_samples([r.time for r in records if r.time is not None]),
+        accuracy=sum(accuracies) / len(accuracies) if accuracies else None,
+        source=last.source,
+        meter=last.meter,
+        error=last.error,
+        to_target=to_target,
+    )
+
+
+def pooled_run(runs: list[SavedRun], label: str | None = None) -> SavedRun:
+    """Several runs shown as one (see :func:`pooled_record`); the newest run's machine and commit describe it."""
+    if len(runs) == 1 and label is None:
+        return runs[0]
+    names: dict[str, None] = {}
+    for run in runs:
+        names.update(dict.fromkeys(run.benchmarks))
+    benchmarks = {
+        name: pooled_record([run.benchmarks[name] for run in runs if name in run.benchmarks]) for name in names
+    }
+    last = runs[-1]
+    return SavedRun(
+        label=label or pool_label(runs),
+        benchmarks=benchmarks,
+        commit_id=last.commit_id,
+        commit_time=last.commit_time,
+        datetime=last.datetime,
+        machine_energy=last.machine_energy,
+        notes=[note for run in runs for note in run.notes],
+    )
