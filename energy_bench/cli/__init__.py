@@ -1,7 +1,7 @@
 """The ``energy-bench`` command: one sub-command per module of this package.
 
-Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch), 2 bad arguments or runs that
-cannot be compared (argparse's convention).
+Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch, or a failed head run of ``ab``), 2 bad
+arguments or runs that cannot be compared (argparse's convention), 130 ``ab`` interrupted.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import compare, weights
+from energy_bench.cli import ab, compare, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, weights)
+COMMANDS = (compare, ab, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = None
+    if argv[:1] == ["ab"] and "--" in argv:  # energy-bench ab BASE [HEAD] -- <pytest args>
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = make_parser().parse_args(argv)
+    if passthrough is not None:
+        args.pytest_args = passthrough
     return args.handler(args)
 
 
