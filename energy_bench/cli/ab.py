@@ -238,7 +238,7 @@ def run_all(job: Job, plan: list[ab.PlannedRun], pytest_args: Sequence[str], rep
         if done.returncode != 0 or planned.benchmark not in names:
             why = f"pytest exit {done.returncode}" if done.returncode != 0 else "no result (skipped?)"
             outcomes.problems.append(f"{planned.benchmark}: {which} failed ({why})")
-            print(f"energy-bench ab: {which} of {planned.benchmark} failed ({why}):\n{tail(done)}", file=sys.stderr)
+            print(f"energy-bench ab: {planned.benchmark} ({which}) failed ({why}):\n{tail(done)}", file=sys.stderr)
             outcomes.head_failures += planned.side == "head" and done.returncode != 0
         if result is not None and planned.benchmark in names:
             outcomes.results[planned.side].setdefault(planned.repetition, []).append(result)
@@ -283,7 +283,11 @@ def compare_trees(args: argparse.Namespace, job: Job) -> int:
     base = ab.side_runs(outcomes.results["base"], "base")
     head = ab.side_runs(outcomes.results["head"], "head")
     if not base or not head:
-        raise AbError("no benchmark gave a result on " + ("either side" if not (base or head) else "one side"))
+        missing = "either side" if not (base or head) else ("head" if base else "base")
+        if outcomes.head_failures:  # the head's tests fail: a failure of the change, not of the job
+            print(f"energy-bench ab: no benchmark gave a result on {missing}; head runs failed", file=sys.stderr)
+            return 1
+        raise AbError(f"no benchmark gave a result on {missing}: " + "; ".join(outcomes.problems))
     problems = ab.ab_problems(base, head)
     if problems and not args.force:
         raise AbError(f"refusing to compare: {'; '.join(problems)} (use --force to compare anyway)")

@@ -75,6 +75,13 @@ def test_new(energy):
     energy(work.step, rounds=3, warmup_rounds=0, iterations=10)
 """
 
+SOMETIMES_BROKEN = """
+
+def test_other(energy):
+    energy(work.step, rounds=3, warmup_rounds=0, iterations=10)
+    assert work.UNITS == 10, "broken on purpose"
+"""
+
 #: pytest arguments for the job's processes: no per-round calibration, and no plugin these tests don't need
 FAST = ["-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--energy-min-round-seconds=0"]
 
@@ -167,14 +174,28 @@ def test_heavier_head_is_flagged_and_one_sided_benchmarks_reported(repo, tmp_pat
     assert len(worktrees(repo)) == 1  # the temporary worktrees are gone
 
 
-def test_identical_code_passes_against_the_working_tree(repo, capsys):
-    (repo / "NOTES.txt").write_text("uncommitted, not code\n")
-    code = main(["ab", "HEAD", "--fail", "joules:10%", "--", *FAST])
+def test_identical_commits_pass(repo, capsys):
+    (repo / "NOTES.txt").write_text("a commit that changes no code\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "notes")
+    code = main(["ab", "HEAD~1", "--fail", "joules:10%", "--", *FAST])  # head: the working tree, as committed
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "No regressions in head (working tree) vs base " in out
     assert "two-sample Student t on run means, 2+2 runs" in out
     assert len(worktrees(repo)) == 1
+
+
+def test_a_failing_head_run_fails_the_job_and_one_repeat_says_so(repo, capsys):
+    commit(repo, "base with another benchmark", units=10, extra_bench=SOMETIMES_BROKEN)
+    commit(repo, "breaks test_other", units=11, extra_bench=SOMETIMES_BROKEN)
+    code = main(["ab", "HEAD~1", "HEAD", "--repeat", "1", "--fail", "joules:50%", "--", *FAST])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "test_bench.py::test_other (head run 1 of 1) failed (pytest exit 1)" in err
+    assert "1 head run(s) failed" in err
+    assert "No regressions in head " in out and "between-run noise unknown (one baseline run)" in out
+    assert "test_bench.py::test_other: head run 1 of 1 failed (pytest exit 1)" in out
 
 
 def test_interrupt_removes_the_worktrees(repo, monkeypatch, capsys):
