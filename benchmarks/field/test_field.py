@@ -85,12 +85,18 @@ def session(args, cwd: Path, env: dict[str, str] | None = None, module: str = "p
     )
 
 
+#: what the gate said in each session it failed: "what" -> regression lines (kept in extra_info for diagnosis)
+FAILED_LINES: dict[str, list[str]] = {}
+
+
 def gate_outcome(done: subprocess.CompletedProcess, what: str) -> bool:
     """True when the gate failed the session (exit 1 naming regressions), False when it passed; anything else (a
     failed test, a usage error) fails the benchmark."""
     if done.returncode not in (0, 1) or (done.returncode == 1 and "regression(s)" not in done.stdout):
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
         pytest.fail(f"{what}: exit {done.returncode}\n{tail}", pytrace=False)
+    if done.returncode == 1:
+        FAILED_LINES[what] = _regressions(done).splitlines()
     return done.returncode == 1
 
 
@@ -105,6 +111,8 @@ def settings(config: pytest.Config) -> tuple[int, int, str]:
 def report(benchmark, title: str, rows: list[dict], seconds: float) -> None:
     benchmark.extra_info["rows"] = rows
     benchmark.extra_info["seconds"] = seconds
+    benchmark.extra_info["failed_sessions"] = dict(FAILED_LINES)
+    FAILED_LINES.clear()
     print(f"\n{title} ({seconds / 60:.1f} min)")
     print(tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github", disable_numparse=True))
 
@@ -261,4 +269,6 @@ def test_field_study(benchmark, tmp_path, pytestconfig):
 
 
 def _regressions(done: subprocess.CompletedProcess) -> str:
-    return "\n".join(line for line in done.stdout.splitlines() if "REGRESSION" in line or "note:" in line)
+    """The gate's regression lines (pytest) or the report's (energy-bench ab markdown and table)."""
+    keep = ("REGRESSION", "regression(s)", ": joules", ": accuracy", ": time")
+    return "\n".join(line for line in done.stdout.splitlines() if any(k in line for k in keep))
