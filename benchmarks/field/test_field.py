@@ -112,9 +112,11 @@ def report(benchmark, title: str, rows: list[dict], seconds: float) -> None:
     benchmark.extra_info["rows"] = rows
     benchmark.extra_info["seconds"] = seconds
     benchmark.extra_info["failed_sessions"] = dict(FAILED_LINES)
-    FAILED_LINES.clear()
     print(f"\n{title} ({seconds / 60:.1f} min)")
     print(tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github", disable_numparse=True))
+    for what, lines in FAILED_LINES.items():
+        print(f"{what}: the gate failed it", *(f"  {line.strip()}" for line in lines), sep="\n")
+    FAILED_LINES.clear()
 
 
 def rates(name: str, unchanged: list[bool], heavier: list[bool]) -> list[dict]:
