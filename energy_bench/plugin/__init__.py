@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from energy_bench.plugin import options, settings
+from energy_bench.plugin import openmp, options, settings
 from energy_bench.plugin.session import SESSION_KEY, EnergySession
 
 pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate"]
@@ -16,6 +16,12 @@ pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser, options.OPTIONS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Before the first conftest is imported (and with it, often, torch and its OpenMP runtime).
+    openmp.apply_for(early_config)
 
 
 @pytest.hookimpl(tryfirst=True)

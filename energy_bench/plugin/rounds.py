@@ -97,11 +97,14 @@ def run_rounds(
     iterations: int | None,
     min_round_s: float,
     until: Callable[[], Any] | None = None,
+    before_round: Callable[[int], None] | None = None,
 ) -> RoundsResult:
     """Warm up, then up to ``rounds`` measured rounds of ``iterations`` calls, each inside one meter window.
 
     ``call()`` runs the benchmarked code once. A meter that fails stops the measuring (the rounds still run and are
     timed); ``until()``, checked after each measured round, stops the rounds once it returns true.
+    ``before_round(i)`` runs before measured round ``i`` (from 0), outside the timer and the window: the GPU
+    temperatures and cooldown of :class:`energy_bench.meters.cooldown.RoundTemperatures`.
     """
     last: dict[str, Any] = {}
 
@@ -121,7 +124,9 @@ def run_rounds(
     error: str | None = None
     reached: bool | None = None if until is None else False
     rounds_run = 0
-    for _ in range(rounds):
+    for index in range(rounds):
+        if before_round is not None:
+            before_round(index)
         mark = None
         if error is None:
             try:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, METER_KINDS, Meter
-from energy_bench.plugin import options
+from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, MeterSettings, meter_names
+from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
+from energy_bench.plugin import openmp, options
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,19 @@ class Settings:
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     #: --energy-min-round-seconds; None: the meter's own minimum window
     min_round_seconds: float | None = None
+    #: --energy-cooldown: °C above the first round's start temperature a GPU may be at a round's start; None: off
+    cooldown_c: float | None = None
+    cooldown_timeout_s: float = DEFAULT_COOLDOWN_TIMEOUT_S
+    #: --energy-omp-wait-policy (None: the default); applied before conftests load, see plugin.openmp
+    omp_wait_policy: str | None = None
 
     def min_round_s(self, meter: Meter) -> float:
         """How long a measured round must last at least: the option, else what the meter needs."""
         return meter.min_round_s if self.min_round_seconds is None else self.min_round_seconds
+
+    def meter_settings(self) -> MeterSettings:
+        """What meter factories (built-in and plugged-in) get."""
+        return MeterSettings(self.gpus, self.powercap_root, self.cpu_watts)
 
 
 def _parse_device(value: str) -> str:
@@ -54,11 +64,22 @@ def _parse_float(flag: str, value: str, *, minimum: float, strict: bool = False)
     return number
 
 
+def _parse_meter(value: str) -> str:
+    meter = value.strip().lower()
+    names = meter_names()  # the built-ins and the installed energy_bench.meters entry points
+    if meter not in names:
+        raise pytest.UsageError(f"--energy-meter: unknown meter {meter!r}; expected one of {', '.join(names)}")
+    return meter
+
+
+def _parse_optional_float(config: pytest.Config, name: str, flag: str, **bounds) -> float | None:
+    value = options.get(config, name)
+    return None if value in (None, "") else _parse_float(flag, value, **bounds)
+
+
 def from_config(config: pytest.Config) -> Settings:
     device = _parse_device(options.get(config, "energy_device") or "auto")
-    meter = (options.get(config, "energy_meter") or "auto").strip().lower()
-    if meter not in METER_KINDS:
-        raise pytest.UsageError(f"--energy-meter: unknown meter {meter!r}; expected one of {', '.join(METER_KINDS)}")
+    meter = _parse_meter(options.get(config, "energy_meter") or "auto")
     gpus_value = options.get(config, "energy_gpus")
     gpus = _parse_gpus(gpus_value) if gpus_value else None
     idle = _parse_float("--energy-idle-seconds", options.get(config, "energy_idle_seconds") or 0, minimum=0.0)
@@ -72,8 +93,21 @@ def from_config(config: pytest.Config) -> Settings:
     root = root_value or DEFAULT_POWERCAP_ROOT
     if root_value and not os.path.isdir(root):
         raise pytest.UsageError(f"--energy-powercap-root: {root} is not a directory")
-    min_round = options.get(config, "energy_min_round_seconds")
-    min_round_seconds = (
-        None if min_round is None else _parse_float("--energy-min-round-seconds", min_round, minimum=0.0)
+    min_round_seconds = _parse_optional_float(
+        config, "energy_min_round_seconds", "--energy-min-round-seconds", minimum=0.0
     )
-    return Settings(device, meter, gpus, idle, cpu_watts, root, min_round_seconds)
+    cooldown_c = _parse_optional_float(config, "energy_cooldown", "--energy-cooldown", minimum=0.0, strict=True)
+    timeout = _parse_optional_float(config, "energy_cooldown_timeout", "--energy-cooldown-timeout", minimum=0.0)
+    omp = openmp.parse_choice(options.get(config, "energy_omp_wait_policy"))
+    return Settings(
+        device,
+        meter,
+        gpus,
+        idle,
+        cpu_watts,
+        root,
+        min_round_seconds,
+        cooldown_c,
+        DEFAULT_COOLDOWN_TIMEOUT_S if timeout is None else timeout,
+        omp,
+    )
