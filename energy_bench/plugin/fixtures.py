@@ -1,9 +1,11 @@
 """The harness's fixtures (``energy_device``, ``energy_meter``, ``energy``) and hooks.
 
 Loaded by :mod:`energy_bench.plugin` as a sub-plugin. Hooks here: validate a meter asked for by
-name at configure time (usage error, exit code 4), put the meter's description into
-pytest-benchmark's ``machine_info.energy``, print the energy table after pytest-benchmark's
-table, and close the meter at the end.
+name at configure time (usage error, exit code 4), put the meter's description and the OpenMP
+wait policy into pytest-benchmark's ``machine_info.energy``, print the energy table after
+pytest-benchmark's table, and close the meter at the end. ``energy()`` records round-start GPU
+temperatures and waits for the GPUs to cool (``--energy-cooldown``) through
+:class:`energy_bench.meters.cooldown.RoundTemperatures`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, MeterSettings, meter_names
+from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
 
@@ -31,10 +31,6 @@ class Settings:
     def min_round_s(self, meter: Meter) -> float:
         """How long a measured round must last at least: the option, else what the meter needs."""
         return meter.min_round_s if self.min_round_seconds is None else self.min_round_seconds
-
-    def meter_settings(self) -> MeterSettings:
-        """What meter factories (built-in and plugged-in) get."""
-        return MeterSettings(self.gpus, self.powercap_root, self.cpu_watts)
 
 
 def _parse_device(value: str) -> str:
