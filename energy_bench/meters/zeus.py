@@ -80,7 +80,10 @@ class ZeusMeter(Meter):
         try:
             self._monitor = monitor_class(gpu_indices=wanted)
         except Exception as exc:  # Zeus raises its own errors, ValueError for a UUID in CUDA_VISIBLE_DEVICES, ...
-            raise MeterUnavailable(f"Zeus cannot start: {type(exc).__name__}: {exc}") from None
+            hint = ""
+            if any(not part.strip().isdigit() for part in os.environ.get(VISIBLE_DEVICES_VAR, "0").split(",")):
+                hint = f" (Zeus reads {VISIBLE_DEVICES_VAR} as GPU indices only)"
+            raise MeterUnavailable(f"Zeus cannot start: {type(exc).__name__}: {exc}{hint}") from None
         monitor = self._monitor
         count = len(monitor.gpus)
         bad = [i for i in wanted or () if not 0 <= i < count]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import inspect
 import sys
 import threading
 import time
@@ -61,6 +63,38 @@ def test_fake_errors_have_the_real_shape():
     err = NVMLError(3)
     assert isinstance(err, NVMLError_NotSupported) and err.value == 3 and str(err) == "Not Supported"
     assert NVMLError_NotSupported().value == 3
+
+
+#: every NVML call the meters make; the fake must offer each with the real signature
+NVML_CALLS = [
+    "nvmlInit",
+    "nvmlShutdown",
+    "nvmlSystemGetDriverVersion",
+    "nvmlDeviceGetCount",
+    "nvmlDeviceGetHandleByIndex",
+    "nvmlDeviceGetHandleByUUID",
+    "nvmlDeviceGetHandleByPciBusId",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetPciInfo",
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetTotalEnergyConsumption",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetTemperature",
+]
+
+
+def test_fake_has_the_real_signatures_and_pci_layout():
+    real = pytest.importorskip("pynvml")
+    fake = FakeNvml().module
+    for name in NVML_CALLS:
+        assert list(inspect.signature(getattr(fake, name)).parameters) == list(
+            inspect.signature(getattr(real, name)).parameters
+        ), name
+    assert [f[0] for f in fake.nvmlPciInfo_t._fields_] == [f[0] for f in real.nvmlPciInfo_t._fields_]
+    assert ctypes.sizeof(fake.nvmlPciInfo_t) == ctypes.sizeof(real.nvmlPciInfo_t)
+    assert fake.NVML_TEMPERATURE_GPU == real.NVML_TEMPERATURE_GPU
+    assert fake.NVML_ERROR_NOT_FOUND == real.NVML_ERROR_NOT_FOUND
 
 
 def test_counter_matches_exact_integral(install, meters):

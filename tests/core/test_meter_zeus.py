@@ -173,7 +173,11 @@ def test_unavailable_and_wrong_gpus(monkeypatch):
     with pytest.raises(GpuIndexError, match=r"GPU index 3 out of range: Zeus sees 1 GPU\(s\), indices 0..0"):
         ZeusMeter([0, 3])
     FakeZeus(init_error=ValueError("invalid literal for int() with base 10: 'GPU-3f2a'")).install(monkeypatch)
-    with pytest.raises(MeterUnavailable, match="Zeus cannot start: ValueError: invalid literal"):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-3f2a")
+    with pytest.raises(
+        MeterUnavailable,
+        match=r"Zeus cannot start: ValueError: invalid literal.*\(Zeus reads CUDA_VISIBLE_DEVICES as GPU",
+    ):
         ZeusMeter()
 
 
