@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -10,6 +11,19 @@ import pytest
 from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
+
+# Upper bounds of the numeric options: beyond them a value is a typo (1e9 idle seconds is 30 years of waiting before
+# the first test), not a setting, and would hang or overflow the session instead of measuring.
+#: longest idle-power measurement, seconds
+MAX_IDLE_SECONDS = 600.0
+#: most watts per busy core the estimate accepts (server cores draw a few to ~20 W)
+MAX_CPU_WATTS = 1000.0
+#: longest minimum round, seconds
+MAX_MIN_ROUND_SECONDS = 60.0
+#: widest cooldown margin, °C (a GPU's whole operating range)
+MAX_COOLDOWN_C = 100.0
+#: longest cooldown wait before one round, seconds
+MAX_COOLDOWN_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -49,14 +63,17 @@ def _parse_gpus(value: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _parse_float(flag: str, value: str, *, minimum: float, strict: bool = False) -> float:
+def _parse_float(flag: str, value: str, *, minimum: float, maximum: float, strict: bool = False) -> float:
+    """``value`` as a finite number in ``minimum..maximum`` (``strict``: above ``minimum``), else a usage error."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise pytest.UsageError(f"{flag}: {value!r} is not a number") from None
-    if number < minimum or (strict and number == minimum) or number != number:
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise pytest.UsageError(f"{flag}: {value!r} must be {bound}")
+    if not math.isfinite(number):
+        raise pytest.UsageError(f"{flag}: {value!r} must be a finite number")
+    if number < minimum or (strict and number == minimum) or number > maximum:
+        low = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise pytest.UsageError(f"{flag}: {value!r} must be {low} and at most {maximum:g}")
     return number
 
 
@@ -78,22 +95,27 @@ def from_config(config: pytest.Config) -> Settings:
     meter = _parse_meter(options.get(config, "energy_meter") or "auto")
     gpus_value = options.get(config, "energy_gpus")
     gpus = _parse_gpus(gpus_value) if gpus_value else None
-    idle = _parse_float("--energy-idle-seconds", options.get(config, "energy_idle_seconds") or 0, minimum=0.0)
+    idle_value = options.get(config, "energy_idle_seconds") or 0
+    idle = _parse_float("--energy-idle-seconds", idle_value, minimum=0.0, maximum=MAX_IDLE_SECONDS)
     watts_value = options.get(config, "energy_cpu_watts")
     cpu_watts = (
         DEFAULT_CPU_WATTS
         if watts_value is None
-        else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, strict=True)
+        else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, maximum=MAX_CPU_WATTS, strict=True)
     )
     root_value = options.get(config, "energy_powercap_root")
     root = root_value or DEFAULT_POWERCAP_ROOT
     if root_value and not os.path.isdir(root):
         raise pytest.UsageError(f"--energy-powercap-root: {root} is not a directory")
     min_round_seconds = _parse_optional_float(
-        config, "energy_min_round_seconds", "--energy-min-round-seconds", minimum=0.0
+        config, "energy_min_round_seconds", "--energy-min-round-seconds", minimum=0.0, maximum=MAX_MIN_ROUND_SECONDS
     )
-    cooldown_c = _parse_optional_float(config, "energy_cooldown", "--energy-cooldown", minimum=0.0, strict=True)
-    timeout = _parse_optional_float(config, "energy_cooldown_timeout", "--energy-cooldown-timeout", minimum=0.0)
+    cooldown_c = _parse_optional_float(
+        config, "energy_cooldown", "--energy-cooldown", minimum=0.0, maximum=MAX_COOLDOWN_C, strict=True
+    )
+    timeout = _parse_optional_float(
+        config, "energy_cooldown_timeout", "--energy-cooldown-timeout", minimum=0.0, maximum=MAX_COOLDOWN_TIMEOUT_S
+    )
     omp = openmp.parse_choice(options.get(config, "energy_omp_wait_policy"))
     return Settings(
         device,
