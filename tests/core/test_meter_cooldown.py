@@ -160,9 +160,14 @@ def test_energy_records_temperatures_and_cooldown_end_to_end(pytester: pytest.Py
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--energy-cooldown=0",), "ERROR: --energy-cooldown: '0' must be greater than 0"),
+        (("--energy-cooldown=0",), "ERROR: --energy-cooldown: '0' must be greater than 0 and at most 100"),
         (("--energy-cooldown=warm",), "ERROR: --energy-cooldown: 'warm' is not a number"),
-        (("--energy-cooldown-timeout=-1",), "ERROR: --energy-cooldown-timeout: '-1' must be at least 0"),
+        (("--energy-cooldown=nan",), "ERROR: --energy-cooldown: 'nan' must be a finite number"),
+        (
+            ("--energy-cooldown-timeout=-1",),
+            "ERROR: --energy-cooldown-timeout: '-1' must be at least 0 and at most 3600",
+        ),
+        (("--energy-cooldown-timeout=inf",), "ERROR: --energy-cooldown-timeout: 'inf' must be a finite number"),
     ],
 )
 def test_bad_cooldown_options_are_usage_errors(pytester: pytest.Pytester, args, message) -> None:
