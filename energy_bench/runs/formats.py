@@ -323,6 +323,26 @@ _HISTORY = {
 }
 
 
+def _mark_zero_references(rows: list[dict[str, Any]], cells: list[list[str]]) -> None:
+    """``n/a`` in the printed "vs first" / "vs previous" cells whose reference is 0 J and whose joules differ
+    (no percentage of zero; the joules column shows both values). The data rows keep None."""
+    columns = {key: list(_HISTORY).index(key) for key in ("joules_vs_first_pct", "joules_vs_previous_pct")}
+    first: dict[str, float] = {}
+    previous: dict[str, float] = {}
+    for row, row_cells in zip(rows, cells):
+        name, joules = row["benchmark"], row["joules"]
+        if joules is None:
+            continue
+        for key, reference in (
+            ("joules_vs_first_pct", first.get(name)),
+            ("joules_vs_previous_pct", previous.get(name)),
+        ):
+            if reference == 0 and joules != 0:
+                row_cells[columns[key]] = format_change(0.0, joules, None, "J")
+        first.setdefault(name, joules)
+        previous[name] = joules
+
+
 def render_history(runs: list[SavedRun], fmt: str, notes: Iterable[str] = ()) -> str:
     rows = history_rows(runs)
     notes = list(notes)
@@ -333,6 +353,7 @@ def render_history(runs: list[SavedRun], fmt: str, notes: Iterable[str] = ()) ->
         return _csv(rows)
     headers = [title for title, _ in _HISTORY.values()]
     cells = [[show(row[key]) for key, (_, show) in _HISTORY.items()] for row in rows]
+    _mark_zero_references(rows, cells)
     if fmt == "markdown":
         table = [[markdown_code(row["benchmark"]), *map(markdown_cell, c)] for row, c in zip(rows, cells)]
         lines = [

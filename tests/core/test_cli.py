@@ -269,6 +269,8 @@ def test_zero_and_negative_baselines(tmp_path, capsys):
         assert code == 1 and not re.search(r"(?i)\b(nan|inf|infinity)\b", out)
     code, out, _ = run(capsys, "--storage", str(tmp_path), "--history", "--format", "json")
     assert [r["joules_vs_first_pct"] for r in json.loads(out)["rows"]] == [None, None]
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--history", "--format", "table")
+    assert out.count("+5 J, n/a%") == 2  # vs first and vs previous of the second run
 
 
 def test_non_finite_values_are_named_not_mistaken_for_old_files(tmp_path, capsys):
