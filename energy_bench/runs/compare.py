@@ -291,12 +291,12 @@ def compare_benchmark(
         result.notes.extend(
             f"{m}: no data in the {where} ({printable(why)})" for m, why in record.invalid.items() if m in by_metric
         )
-    unusable = any(m in by_metric for m in (*baseline.invalid, *current.invalid))
+    unusable = {m for m in (*baseline.invalid, *current.invalid) if m in by_metric}
     for metric in METRICS:
         base, cur = baseline.samples(metric), current.samples(metric)
         if base is not None and cur is not None:
             result.metrics[metric] = compare_metric(metric, base, cur, by_metric.get(metric), alpha)
-        elif metric in by_metric and (base is not None or cur is not None) and not unusable:
+        elif metric in by_metric and (base is not None or cur is not None) and metric not in unusable:
             # one side lacks it (e.g. an old baseline); a metric neither run records (inference has no accuracy) is
             # simply not compared
             missing = "baseline" if base is None else "current run"

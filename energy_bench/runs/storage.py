@@ -97,7 +97,7 @@ MAX_RUN_BYTES = 64 * 2**20
 _ENERGY_SAMPLES = (("joules", "joules", 0.0), ("net_joules", "net_joules", None), ("seconds", "time", 0.0))
 
 
-class InvalidValue(ValueError):
+class InvalidValue(EnergyBenchError, ValueError):
     """A value in a saved record that cannot be used; the message says which and why, without the metric name."""
 
 

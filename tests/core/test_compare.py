@@ -285,6 +285,8 @@ def test_unusable_metric_gives_no_data_with_a_note():
         parse_thresholds("joules:5%,time:5%"),
     )
     assert regressed.verdict == "REGRESSION" and "time: no data in the current run (x)" in regressed.notes
+    with_accuracy = compare_benchmark("b", bad, record(accuracy=0.9), parse_thresholds("joules:5%,accuracy:1pt"))
+    assert "accuracy: not recorded in the baseline" in with_accuracy.notes  # said of the other metric still
     ungated = compare_benchmark("b", bad, record(), parse_thresholds("time:5%"))
     assert ungated.verdict == "ok" and ungated.notes == []  # the run's notes name it; this verdict is not about it
 
