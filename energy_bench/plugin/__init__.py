@@ -1,7 +1,8 @@
 """The pytest integration (entry point ``pytest11: energy_bench``): options, fixtures, the energy table, the gate.
 
-This module only registers options and builds the session; the work lives in the modules it names. The study is
-not part of it: it registers only where asked (``-p energy_bench.study``, or a conftest's ``pytest_plugins``).
+This module only registers options and builds the session; the work lives in the modules it names: among them
+:mod:`energy_bench.distributed.plugin` (torchrun). The study is not part of it: it registers only where asked
+(``-p energy_bench.study``, or a conftest's ``pytest_plugins``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import pytest
 from energy_bench.plugin import openmp, options, settings
 from energy_bench.plugin.session import SESSION_KEY, EnergySession
 
-pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate"]
+# Order matters: pytest calls plain hooks of later plugins first, and the torchrun plugin's configure must build the
+# session meter before the fixtures plugin's configure would build a one-process one.
+pytest_plugins = [
+    "energy_bench.plugin.fixtures",
+    "energy_bench.plugin.gate",
+    "energy_bench.distributed.plugin",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

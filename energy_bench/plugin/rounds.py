@@ -113,9 +113,13 @@ def run_rounds(
         window.synchronize_devices()  # inside the timer, so GPU time is counted as time
 
     runner = benchmark._make_runner(timed_call, (), {})
+    # Ranks of a torchrun job measure together (energy_bench.distributed): they size rounds on the slowest rank and
+    # stop together, so collective code (DDP) makes the same calls on every rank. One process has nothing to agree on.
+    agree = getattr(meter, "agreement", None)
+    sizing = runner if agree is None else (lambda loops: agree.slowest(runner(loops)))
     with PauseInstrumentation():
         if iterations is None:
-            iterations = calibrate(runner, min_round_s)
+            iterations = calibrate(sizing, min_round_s)
         loops = range(iterations)
         for _ in range(warmup_rounds):
             runner(loops)
@@ -141,7 +145,7 @@ def run_rounds(
                 readings.append(window.close_window(meter, mark))
             except MeterError as exc:
                 error = str(exc)
-        if until is not None and until():
+        if until is not None and (until() if agree is None else agree.any(until())):
             reached = True
             break
     if benchmark.cprofile:
