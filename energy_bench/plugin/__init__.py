@@ -1,6 +1,7 @@
 """The pytest integration (entry point ``pytest11: energy_bench``): options, fixtures, the energy table, the gate.
 
-This module only registers options and builds the session; the work lives in the modules it names: among them
+This module only registers options, hooks (:mod:`energy_bench.plugin.hookspecs`) and builds the session; the work
+lives in the modules it names: among them :mod:`energy_bench.plugin.shard` (``--energy-shard``) and
 :mod:`energy_bench.distributed.plugin` (torchrun). The study is not part of it: it registers only where asked
 (``-p energy_bench.study``, or a conftest's ``pytest_plugins``).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from energy_bench.plugin import openmp, options, settings
+from energy_bench.plugin import hookspecs, openmp, options, settings
 from energy_bench.plugin.session import SESSION_KEY, EnergySession
 
 # Order matters: pytest calls plain hooks of later plugins first, and the torchrun plugin's configure must build the
@@ -17,8 +18,13 @@ from energy_bench.plugin.session import SESSION_KEY, EnergySession
 pytest_plugins = [
     "energy_bench.plugin.fixtures",
     "energy_bench.plugin.gate",
+    "energy_bench.plugin.shard",
     "energy_bench.distributed.plugin",
 ]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
