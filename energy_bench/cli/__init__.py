@@ -11,14 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import compare, weights
+from energy_bench.cli import compare, merge, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, weights)
+COMMANDS = (compare, merge, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="energy-bench", description="energy-bench: saved runs and study weights.")
+    parser = argparse.ArgumentParser(
+        prog="energy-bench", description="energy-bench: saved runs, shards and study weights."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(commands)

@@ -287,6 +287,10 @@ def run_from_json(data: Any, label: str, path: Path | None = None) -> SavedRun:
         f"{printable(label)}: {printable(name)} saved more than once: the last one is used"
         for name in dict.fromkeys(duplicates)
     )
+    # what the run itself says about its joules (e.g. a merge of shards that shared a node's RAPL counters)
+    energy_notes = run.machine_energy.get("notes") if run.machine_energy else None
+    if isinstance(energy_notes, list):
+        run.notes.extend(f"{printable(label)}: {printable(note)}" for note in energy_notes if isinstance(note, str))
     return run
 
 
