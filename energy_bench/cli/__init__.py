@@ -11,10 +11,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import compare, merge, weights
+from energy_bench.cli import compare, merge, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, merge, weights)
+COMMANDS = (compare, merge, run, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:
