@@ -235,3 +235,13 @@ def test_detection_reads_torchrun_environment():
         assert is_distributed({"RANK": "1", "WORLD_SIZE": "2"})
         assert not is_distributed({"RANK": "0", "WORLD_SIZE": "1"})
         assert not is_distributed({})
+
+
+def test_energy_gpus_is_refused_under_torchrun(pytester: pytest.Pytester, monkeypatch) -> None:
+    # Refused before joining the job: no process group is needed to say so.
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--energy-gpus=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--energy-gpus: under torchrun each rank measures its own CUDA device*"])
