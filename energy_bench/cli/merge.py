@@ -47,13 +47,16 @@ def run_merge(args: argparse.Namespace) -> int:
         args.subparser.error(str(exc))
     for note in merged["machine_info"]["energy"].get("notes", []):
         print(f"energy-bench merge: note: {note}", file=sys.stderr)
-    if args.save:
-        path = save_run(merged, open_storage(args))
-    elif args.output is not None:
-        path = args.output
-        write_run(merged, path)
-    else:
+    if not args.save and args.output is None:
         print(json.dumps(merged, indent=4))
         return 0
+    try:
+        if args.save:
+            path = save_run(merged, open_storage(args))
+        else:
+            path = args.output
+            write_run(merged, path)
+    except OSError as exc:
+        args.subparser.error(f"cannot write the merged run: {exc}")
     print(f"energy-bench merge: {len(merged['benchmarks'])} benchmark(s) from {len(args.files)} file(s) in {path}")
     return 0

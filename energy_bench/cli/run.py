@@ -96,6 +96,8 @@ def run_ray(args: argparse.Namespace) -> int:
     saved = [r for r in results if r.json is not None]
     if not saved:
         say(f"no shard saved a run (pytest exit codes: {', '.join(str(r.returncode) for r in results)})")
+        if args.shards_dir is None:
+            ray_driver.discard(folder)
         return ray_driver.exit_code(results) or 1
     try:
         merged = merge_runs(

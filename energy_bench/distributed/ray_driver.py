@@ -16,6 +16,7 @@ Ray is imported only when a run starts.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -154,9 +155,19 @@ def run_shard(plan: Plan, index: int, directory: str | None) -> ShardResult:
         "host": socket.gethostname(),
         "gpus": [str(g) for g in ray.get_gpu_ids()],
         "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+        "meter": saved_meter(text),
         "seconds": round(time.time() - started, 3),
     }
     return ShardResult(f"{index}/{plan.shards}", process.returncode, text, where)
+
+
+def saved_meter(text: str | None) -> str | None:
+    """The meter named in a saved run's ``machine_info.energy`` (None: no run, or no energy measured)."""
+    try:
+        meter = json.loads(text or "null")["machine_info"]["energy"]["meter"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return meter if isinstance(meter, str) else None
 
 
 # ---------------------------------------------------------------------------- the driver
@@ -167,8 +178,11 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise DriverError(f"Ray is not installed ({exc}): pip install 'pytest-energy-bench[ray]'") from None
-    except Exception as exc:  # e.g. amdsmi installed without its library makes Ray's accelerator probe fail
-        raise DriverError(f"Ray cannot be imported: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # Ray probes every accelerator library at import; a broken one takes it down
+        hint = ""
+        if "amd_smi" in str(exc) or "amdsmi" in str(exc):
+            hint = " (the amdsmi package is installed without AMD's libamd_smi.so; uninstall it or install ROCm)"
+        raise DriverError(f"Ray cannot be imported: {type(exc).__name__}: {exc}{hint}") from None
     return ray
 
 
@@ -228,7 +242,7 @@ def describe_result(result: ShardResult) -> str:
     where = result.where
     place = f"{where.get('host')} ({where.get('ip')}, node {str(where.get('node_id'))[:12]})"
     gpus = f", GPUs {','.join(where['gpus'])}" if where.get("gpus") else ""
-    saved = "saved its run" if result.json else "saved nothing"
+    saved = f"saved its run (meter {where.get('meter')})" if result.json else "saved nothing"
     return f"shard {result.shard}: pytest exit {result.returncode} on {place}{gpus}, {saved}"
 
 

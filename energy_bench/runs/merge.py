@@ -185,6 +185,8 @@ def _interval(shard: ShardRun) -> tuple[datetime.datetime, datetime.datetime] | 
         end = datetime.datetime.fromisoformat(str(shard.shard["finished"]))
     except (KeyError, ValueError):
         return None
+    if start.tzinfo is None or end.tzinfo is None:  # times without a zone cannot be set against other machines'
+        return None
     return start, end
 
 

@@ -219,3 +219,8 @@ def test_unusable_files_are_usage_errors(tmp_path, capsys, content, message) -> 
     bad.write_text(content)
     assert message in refused(capsys, "merge", str(bad))
     assert "cannot read" in refused(capsys, "merge", str(tmp_path / "missing.json"))
+
+
+def test_an_unwritable_output_is_a_usage_error(tmp_path, capsys) -> None:
+    first = write(tmp_path, "a.json", shard_run(["t::a"]))
+    assert "cannot write the merged run" in refused(capsys, "merge", first, "-o", str(tmp_path / "no" / "out.json"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from energy_bench.cli import main
@@ -12,6 +14,7 @@ from energy_bench.distributed.ray_driver import (
     check_args,
     exit_code,
     node_wide_problem,
+    saved_meter,
     shard_command,
     shard_environment,
     shared_nodes,
@@ -107,3 +110,9 @@ def test_the_command_needs_ray_and_shards(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--shards", "2", "--", "tests/"])
     assert "--ray" in capsys.readouterr().err
+
+
+def test_the_meter_a_shard_saved_with():
+    assert saved_meter(json.dumps({"machine_info": {"energy": {"meter": "nvml-counter"}}})) == "nvml-counter"
+    assert saved_meter(json.dumps({"machine_info": {}})) is None
+    assert saved_meter(None) is None and saved_meter("{") is None
