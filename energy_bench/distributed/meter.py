@@ -10,7 +10,9 @@ window then runs on every rank at once::
 and every rank gets the same :class:`Reading`: the sum of the ranks' joules, domain by domain (named per node and
 device, e.g. ``node0/gpu1``, ``node0/package-0``, ``node1/rank5/cpu``), over the longest rank's seconds. The
 barriers and the gather are outside the timed part of a round (the round loop opens and closes windows outside its
-timer). A GPU that two ranks of one node measure (more ranks than GPUs) is counted once.
+timer). A domain that two ranks of one node both report (a GPU shared by two ranks, a node-wide domain of a meter
+that does not say it is node-wide) is counted once, from the lower rank; a meter may declare its reach with a
+``scope`` attribute (one of :data:`SCOPES`).
 
 :meth:`RankMeter.slowest` and :meth:`RankMeter.any` let the round loop take the same decisions on every rank (calls
 per round, stopping), which collective code such as DistributedDataParallel needs to avoid hanging.
@@ -178,8 +180,12 @@ def sum_readings(layout: Layout, readings: Sequence[Mapping[str, Any]]) -> Readi
     joules: dict[str, float] = {}
     for rank, (names, reading) in enumerate(zip(layout.names, readings)):
         for domain, value in reading["joules"].items():
-            # a domain the meter did not list beforehand stays this rank's own
-            name = names[domain] if domain in names else f"node{layout.ranks[rank]['node']}/rank{rank}/{domain}"
+            if domain in names:
+                name = names[domain]
+            else:  # not listed beforehand: named per node, and like a device two ranks of a node share, counted once
+                name = f"node{layout.ranks[rank]['node']}/{domain}"
+                if name in joules:
+                    continue
             if name is not None:
                 joules[name] = joules.get(name, 0.0) + float(value)
     measured = all(r["source"] == Source.MEASURED.value for r in readings)
@@ -261,6 +267,15 @@ class RankMeter(Meter):
 
     def domains(self) -> list[str]:
         return [name for names in self.layout.names for name in names.values() if name is not None]
+
+    def temperatures(self) -> dict[str, float]:
+        """This rank's own devices, under their job-wide names.
+
+        Local only, without a collective: a cooldown reads them as often as its own GPU needs, and the next window's
+        barrier then waits for the slowest rank to cool down.
+        """
+        names = self.layout.names[self.place.rank]
+        return {names[d]: t for d, t in self.local.temperatures().items() if names.get(d) is not None}
 
     def info(self) -> dict[str, Any]:
         parts = []

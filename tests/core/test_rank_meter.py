@@ -125,6 +125,28 @@ def test_a_gpu_measured_by_two_ranks_of_a_node_is_counted_once():
     assert info["notes"] == ["node0/gpu0 is measured by ranks 0 and 1: counted once (rank 0)"]
 
 
+def test_domains_found_only_in_readings_are_counted_once_per_node():
+    # A meter that learns some domains from its first reading (Zeus's DRAM, for one) and reads them node-wide.
+    class Late(FixedMeter):
+        def domains(self):
+            return []
+
+    meters = [Late({"dram0": 3.0}), Late({"dram0": 3.2}), Late({"dram0": 5.0})]
+    places = [place(0, 3, node=0), place(1, 3, node=0, leader=False), place(2, 3, node=1, leader=True)]
+    reading = run_ranks(meters, places, window)[0]
+    assert reading.joules == {"node0/dram0": 3.0, "node1/dram0": 5.0}
+
+
+def test_temperatures_are_the_ranks_own_under_job_wide_names():
+    class Warm(FixedMeter):
+        def temperatures(self):
+            return {d: 40.0 + i for i, d in enumerate(self.joules)}
+
+    meters = [Warm({"gpu0": 1.0}), Warm({"gpu1": 1.0})]
+    temps = run_ranks(meters, [place(0), place(1)], lambda m: m.temperatures())
+    assert temps == [{"node0/gpu0": 40.0}, {"node0/gpu1": 40.0}]
+
+
 def test_same_index_on_other_devices_is_not_merged():
     # CUDA_VISIBLE_DEVICES pins one GPU per process: both see "gpu0", but NVML's UUIDs differ.
     described = [

@@ -113,6 +113,7 @@ def test_domains_are_named_per_node_and_gpu_and_match_the_gpus(launched):
     # rank 0 measured the 100 W GPU, rank 1 the 150 W one, over windows of the same length
     assert record["domains"]["node0/gpu0"] / record["domains"]["node0/gpu1"] == pytest.approx(100 / 150, rel=0.05)
     assert record["mean_watts"] == pytest.approx(sum(WATTS), rel=0.1)
+    assert list(record["temperatures_c"]) == ["node0/gpu0"]  # rank 0's own GPU, read between rounds
 
 
 def test_rapl_is_read_once_per_node(launched):
