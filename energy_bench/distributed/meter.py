@@ -135,7 +135,7 @@ def plan_layout(described: Sequence[Mapping[str, Any]]) -> Layout:
                     mine[domain] = f"node{node}/rank{rank}/{domain}"
                     continue
                 name = f"node{node}/{domain}"
-                if name in owner and part["scope"] == "device":
+                if name in owner:
                     first, first_id = owner[name]
                     if first_id is not None and ids.get(domain) is not None and first_id != ids[domain]:
                         name = f"node{node}/rank{rank}/{domain}"  # another device under the same index

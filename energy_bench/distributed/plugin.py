@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from energy_bench.distributed import ranks
+from energy_bench.distributed.meter import RankMeter, node_share
 from energy_bench.meters import MeterUnavailable, select_meter
 from energy_bench.plugin.session import get_session
 from energy_bench.plugin.settings import Settings
@@ -25,13 +26,11 @@ from energy_bench.plugin.settings import Settings
 COMM_KEY = pytest.StashKey["ranks.TorchCommunicator"]()
 
 
-def build_rank_meter(settings: Settings, comm: ranks.Communicator, place: ranks.Place):
+def build_rank_meter(settings: Settings, comm: ranks.Communicator, place: ranks.Place) -> RankMeter:
     """This rank's share of the job's meter; every rank calls it at once. pytest.UsageError on any rank's failure."""
-    from energy_bench.distributed.meter import RankMeter, node_share
-
     local, error = None, None
+    gpu = ranks.cuda_index(place.local_rank)
     try:
-        gpu = ranks.cuda_index(place.local_rank)
         local = select_meter(
             settings.meter, gpus=(gpu,), powercap_root=settings.powercap_root, cpu_watts=settings.cpu_watts
         )
