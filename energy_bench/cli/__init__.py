@@ -7,17 +7,20 @@ arguments or runs that cannot be compared (argparse's convention), 130 ``ab`` in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import ab, compare, weights
+from energy_bench.cli import ab, compare, merge, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, ab, weights)
+COMMANDS = (compare, ab, merge, run, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="energy-bench", description="energy-bench: saved runs and study weights.")
+    parser = argparse.ArgumentParser(
+        prog="energy-bench", description="energy-bench: saved runs, shards and study weights."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(commands)
@@ -33,7 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if passthrough is not None:
         args.pytest_args = passthrough
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (``energy-bench compare | head``): no traceback; stdout is pointed at /dev/null so that
+        # the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

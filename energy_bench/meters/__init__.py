@@ -1,32 +1,55 @@
-"""Where joules come from: GPU (NVML), CPU package/DRAM (RAPL) and the CPU-time estimate.
+"""Where joules come from: GPU (NVML), CPU package/DRAM (RAPL), the CPU-time estimate, and plugged-in meters.
 
-``select_meter(kind, ...)`` builds the meter asked for; every meter measures windows with
-``mark = meter.begin()`` ... ``reading = meter.end(mark)``. Nothing here imports pytest or torch.
+``select_meter(name, ...)`` builds the meter asked for (:mod:`energy_bench.meters.select`: built-ins, the
+``energy_bench.meters`` entry points, the ``auto`` order); every meter measures windows with
+``mark = meter.begin()`` ... ``reading = meter.end(mark)``. :mod:`energy_bench.meters.gpus` maps CUDA's GPU
+numbering to NVML devices. Nothing here imports pytest or torch.
 """
 
 from __future__ import annotations
 
 from energy_bench.errors import EnergyBenchWarning
-from energy_bench.meters.base import CompositeMeter, Meter, MeterError, MeterUnavailable, Reading, Source
+from energy_bench.meters.base import (
+    CompositeMeter,
+    Meter,
+    MeterError,
+    MeterNotInstalled,
+    MeterUnavailable,
+    Reading,
+    Source,
+)
 from energy_bench.meters.estimate import DEFAULT_CPU_WATTS, EstimateMeter
-from energy_bench.meters.nvml import GpuIndexError, NvmlMeter
+from energy_bench.meters.gpus import GpuIndexError, MigUnsupported, nvml_index
+from energy_bench.meters.nvml import NvmlMeter
 from energy_bench.meters.rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
-from energy_bench.meters.select import METER_KINDS, select_meter
+from energy_bench.meters.select import (
+    BUILTIN_METERS,
+    ENTRY_POINT_GROUP,
+    MeterSettings,
+    meter_names,
+    select_meter,
+)
 
 __all__ = [
+    "BUILTIN_METERS",
     "DEFAULT_CPU_WATTS",
     "DEFAULT_POWERCAP_ROOT",
-    "METER_KINDS",
+    "ENTRY_POINT_GROUP",
     "CompositeMeter",
     "EnergyBenchWarning",
     "EstimateMeter",
     "GpuIndexError",
     "Meter",
     "MeterError",
+    "MeterNotInstalled",
+    "MeterSettings",
     "MeterUnavailable",
+    "MigUnsupported",
     "NvmlMeter",
     "RaplMeter",
     "Reading",
     "Source",
+    "meter_names",
+    "nvml_index",
     "select_meter",
 ]

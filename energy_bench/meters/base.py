@@ -31,6 +31,10 @@ class MeterUnavailable(EnergyBenchError, RuntimeError):
     """A meter cannot work on this machine; the message says why."""
 
 
+class MeterNotInstalled(MeterUnavailable):
+    """The library a meter needs is not installed (``auto`` passes such a meter over without a warning)."""
+
+
 @dataclass(frozen=True)
 class Reading:
     """Energy of one measured window.
@@ -99,6 +103,13 @@ class Meter(abc.ABC):
         """Plain-JSON description for ``machine_info.energy`` (devices, driver, limits)."""
         return {"meter": self.name, "source": self.source.value}
 
+    def temperatures(self) -> dict[str, float]:
+        """Device temperatures now, in °C per domain (e.g. ``{"gpu0": 41.0}``); {} when the meter reads none.
+
+        Used between rounds (GPU cooldown, the record's ``temperatures_c``), never inside a window.
+        """
+        return {}
+
     def close(self) -> None:
         """Release background threads and library handles."""
 
@@ -130,6 +141,9 @@ class CompositeMeter(Meter):
 
     def info(self) -> dict[str, Any]:
         return {"meter": self.name, "source": self.source.value, "parts": [m.info() for m in self.meters]}
+
+    def temperatures(self) -> dict[str, float]:
+        return {domain: t for m in self.meters for domain, t in m.temperatures().items()}
 
     def close(self) -> None:
         for m in self.meters:

@@ -8,8 +8,9 @@ Window boundaries take a sample too, so each window's integral starts and ends e
 
 ``pynvml`` is imported when a meter is built (not at import time), so machines without
 nvidia-ml-py can still import this package and tests can substitute a fake module.
-Indices are NVML's (PCI bus order), which may differ from CUDA's when CUDA_VISIBLE_DEVICES
-or CUDA_DEVICE_ORDER are set. Synchronizing the device before a read is the caller's job.
+GPUs are numbered as CUDA numbers them (CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER applied, see
+:mod:`energy_bench.meters.gpus`): domain ``gpu0`` is ``cuda:0``. Synchronizing the device before a read
+is the caller's job.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import contextlib
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from energy_bench.errors import EnergyBenchWarning
 from energy_bench.meters.base import Meter, MeterError, MeterUnavailable, Reading, Source
+from energy_bench.meters.gpus import CudaGpu, GpuIndexError, load_pynvml, select_gpus
+from energy_bench.meters.gpus import text as _text
 
 #: the energy counter refreshes about every 100 ms; shorter windows read coarse values
 COUNTER_UPDATE_S = 0.1
@@ -37,37 +40,32 @@ STOP_SLICE_S = 0.1
 MIN_SAMPLES_PER_WINDOW = 4
 
 
-class GpuIndexError(MeterUnavailable):
-    """A GPU index was asked for that NVML does not see (a configuration error, never a fallback)."""
-
-
-def load_pynvml() -> Any:
-    """The ``pynvml`` module, or :class:`MeterUnavailable` saying it is missing."""
-    try:
-        import pynvml
-    except ImportError as exc:
-        raise MeterUnavailable(
-            f"NVML library not found (python module pynvml cannot be imported: {exc}; install nvidia-ml-py)"
-        ) from None
-    return pynvml
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+__all__ = ["GpuIndexError", "NvmlMeter", "PowerIntegrator", "load_pynvml"]
 
 
 @dataclass(frozen=True)
 class _Gpu:
-    index: int
-    handle: Any
+    device: CudaGpu
     counter: bool  # True: energy counter, False: power polling
-    name: str
     power_limit_w: float | None
     counter_unavailable: str | None = None
 
     @property
+    def index(self) -> int:
+        """The CUDA index: marks and readings are keyed by it."""
+        return self.device.cuda_index
+
+    @property
+    def handle(self) -> Any:
+        return self.device.handle
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    @property
     def domain(self) -> str:
-        return f"gpu{self.index}"
+        return self.device.domain
 
 
 @dataclass(frozen=True)
@@ -167,10 +165,11 @@ class PowerIntegrator:
 
 
 class NvmlMeter(Meter):
-    """Joules per GPU (domains ``gpu0``, ``gpu1``, ...) from NVML.
+    """Joules per GPU (domains ``gpu0``, ``gpu1``, ... numbered as CUDA numbers them) from NVML.
 
-    ``gpus``: NVML indices to measure (default: all NVML sees). ``polling=True`` forces the
-    power-polling path even where the counter exists (used to compare the two).
+    ``gpus``: CUDA indices to measure, i.e. positions in CUDA_VISIBLE_DEVICES when it is set (default: every GPU
+    CUDA shows). ``environ`` stands in for the process environment (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER).
+    ``polling=True`` forces the power-polling path even where the counter exists (used to compare the two).
     """
 
     source = Source.MEASURED
@@ -183,6 +182,7 @@ class NvmlMeter(Meter):
         polling: bool = False,
         poll_period_s: float = DEFAULT_POLL_PERIOD_S,
         clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
     ):
         if poll_period_s <= 0:
             raise ValueError("poll_period_s must be positive")
@@ -194,7 +194,8 @@ class NvmlMeter(Meter):
         except nvml.NVMLError as exc:
             raise MeterUnavailable(_init_failure(nvml, exc)) from None
         try:
-            self._gpus = self._open_gpus(gpus, polling)
+            self._view, devices = select_gpus(nvml, gpus, environ)
+            self._gpus = [self._open_gpu(device, polling) for device in devices]
             self.driver_version = self._driver_version()
         except nvml.NVMLError as exc:
             self._shutdown()
@@ -221,23 +222,9 @@ class NvmlMeter(Meter):
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _open_gpus(self, wanted: Iterable[int] | None, polling: bool) -> list[_Gpu]:
+    def _open_gpu(self, device: CudaGpu, polling: bool) -> _Gpu:
         nvml = self._nvml
-        count = nvml.nvmlDeviceGetCount()
-        if count == 0:
-            raise MeterUnavailable("NVML sees no GPU")
-        indices = list(range(count)) if wanted is None else list(dict.fromkeys(wanted))
-        bad = [i for i in indices if not 0 <= i < count]
-        if bad:
-            raise GpuIndexError(
-                f"GPU index {', '.join(map(str, bad))} out of range: NVML sees {count} GPU(s), indices 0..{count - 1}"
-            )
-        return [self._open_gpu(index, polling) for index in indices]
-
-    def _open_gpu(self, index: int, polling: bool) -> _Gpu:
-        nvml = self._nvml
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        name = _text(nvml.nvmlDeviceGetName(handle))
+        handle = device.handle
         try:
             limit_w: float | None = nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
         except nvml.NVMLError:
@@ -246,17 +233,17 @@ class NvmlMeter(Meter):
         if not polling:
             try:
                 nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-                return _Gpu(index, handle, True, name, limit_w)
+                return _Gpu(device, True, limit_w)
             except nvml.NVMLError as exc:
                 reason = _text(exc)
         try:
             nvml.nvmlDeviceGetPowerUsage(handle)
         except nvml.NVMLError as exc:
             raise MeterUnavailable(
-                f"GPU {index} ({name}): NVML has neither an energy counter ({reason}) "
+                f"GPU {device.cuda_index} ({device.name}): NVML has neither an energy counter ({reason}) "
                 f"nor a power reading ({_text(exc)})"
             ) from None
-        return _Gpu(index, handle, False, name, limit_w, reason)
+        return _Gpu(device, False, limit_w, reason)
 
     def _driver_version(self) -> str | None:
         try:
@@ -333,6 +320,27 @@ class NvmlMeter(Meter):
     def domains(self) -> list[str]:
         return [g.domain for g in self._gpus]
 
+    def temperatures(self) -> dict[str, float]:
+        """GPU temperature (°C, NVML's GPU sensor) per domain; a GPU whose sensor cannot be read is left out."""
+        if self._closed:
+            return {}
+        found = {}
+        for gpu in self._gpus:
+            with contextlib.suppress(self._nvml.NVMLError):
+                found[gpu.domain] = float(self._temperature(gpu.handle))
+        return found
+
+    def _temperature(self, handle: Any) -> int:
+        nvml = self._nvml
+        try:
+            return nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+        except nvml.NVMLError as exc:
+            # nvmlDeviceGetTemperature is deprecated; drivers that dropped it have the versioned call
+            newer = getattr(nvml, "nvmlDeviceGetTemperatureV", None)
+            if getattr(exc, "value", None) != getattr(nvml, "NVML_ERROR_FUNCTION_NOT_FOUND", object()) or not newer:
+                raise
+            return newer(handle, nvml.NVML_TEMPERATURE_GPU)
+
     def polling_stats(self) -> dict[str, float] | None:
         """Samples taken and the polling thread's CPU and wall seconds (None: no polling)."""
         if self._integrator is None:
@@ -346,11 +354,10 @@ class NvmlMeter(Meter):
             "source": self.source.value,
             "driver_version": self.driver_version,
             "update_period_s": self.update_period_s,
+            **self._view.describe(),
             "gpus": [
                 {
-                    "index": g.index,
-                    "domain": g.domain,
-                    "name": g.name,
+                    **g.device.describe(),
                     "power_limit_w": g.power_limit_w,
                     "source": "counter" if g.counter else "polling",
                     **({"counter_unavailable": g.counter_unavailable} if g.counter_unavailable else {}),

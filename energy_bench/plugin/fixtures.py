@@ -1,9 +1,11 @@
 """The harness's fixtures (``energy_device``, ``energy_meter``, ``energy``) and hooks.
 
 Loaded by :mod:`energy_bench.plugin` as a sub-plugin. Hooks here: validate a meter asked for by
-name at configure time (usage error, exit code 4), put the meter's description into
-pytest-benchmark's ``machine_info.energy``, print the energy table after pytest-benchmark's
-table, and close the meter at the end.
+name at configure time (usage error, exit code 4), put the meter's description and the OpenMP
+wait policy into pytest-benchmark's ``machine_info.energy``, print the energy table after
+pytest-benchmark's table, and close the meter at the end. ``energy()`` records round-start GPU
+temperatures and waits for the GPUs to cool (``--energy-cooldown``) through
+:class:`energy_bench.meters.cooldown.RoundTemperatures`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pytest
 
 from energy_bench.errors import EnergyBenchWarning
 from energy_bench.meters import Meter, MeterError, MeterUnavailable, select_meter, window
+from energy_bench.meters.cooldown import RoundTemperatures
+from energy_bench.plugin import openmp, table
 from energy_bench.plugin import rounds as rounds_mod
-from energy_bench.plugin import table
 from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session
 from energy_bench.runs import record as records
 
@@ -144,6 +147,8 @@ class EnergyFixture:
         if self.benchmark.disabled:  # --benchmark-disable: just run the code, as pytest-benchmark does
             return fn(*args, **kwargs)
 
+        settings = self._session.settings
+        temperatures = RoundTemperatures(self.meter, settings.cooldown_c, settings.cooldown_timeout_s)
         done = rounds_mod.run_rounds(
             self.benchmark,
             self.meter,
@@ -151,8 +156,9 @@ class EnergyFixture:
             rounds=rounds,
             warmup_rounds=warmup_rounds,
             iterations=iterations,
-            min_round_s=self._session.settings.min_round_s(self.meter),
+            min_round_s=settings.min_round_s(self.meter),
             until=until,
+            before_round=temperatures,
         )
         if done.error is not None or not done.readings:
             reason = done.error or "no round was measured"
@@ -161,7 +167,13 @@ class EnergyFixture:
             warnings.warn(message, EnergyBenchWarning, stacklevel=2)
             return done.result
         idle = self._session.idle_watts or None  # {} = the idle measurement failed: no net joules
-        record = records.energy_record(done.readings, idle, iterations=done.iterations)
+        record = records.energy_record(
+            done.readings,
+            idle,
+            iterations=done.iterations,
+            temperatures=temperatures.record(),
+            cooldown=temperatures.cooldown_record(),
+        )
         if until is not None:
             target = until.describe() if isinstance(until, rounds_mod.Target) else {}
             values = until.values if isinstance(until, rounds_mod.Target) else None
@@ -231,15 +243,18 @@ def energy(benchmark, energy_meter: Meter, request: pytest.FixtureRequest) -> En
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     # pytest-benchmark asks when it saves (sessionfinish) and when --benchmark-compare loads (configure).
-    # Only a meter that was built is described: runs that never measured never touch NVML.
+    # Only a meter that was built is described: runs that never measured never touch NVML. The OpenMP wait
+    # policy changes times too, so it is recorded either way.
     session = get_session(config)
-    if session.meter is None:
-        return
-    info = session.meter.info()
-    if session.idle_watts:
+    info = {} if session.meter is None else session.meter.info()
+    if session.meter is not None and session.idle_watts:
         info["idle_watts"] = dict(session.idle_watts)
         info["idle_seconds"] = session.settings.idle_seconds
-    machine_info["energy"] = info
+    policy = openmp.policy_of(config)
+    if policy is not None:
+        info.update(policy.describe())
+    if info:
+        machine_info["energy"] = info
 
 
 @pytest.hookimpl(trylast=True)

@@ -70,10 +70,36 @@ def parse_fail_option(config: pytest.Config) -> tuple[Threshold, ...]:
         raise pytest.UsageError(f"--energy-compare-fail: {exc}") from None
 
 
-def _storage(config: pytest.Config) -> Storage:
+def _xdist_active(config: pytest.Config) -> bool:
+    try:
+        distributed = config.getoption("dist") not in (None, "no")
+    except ValueError:  # pytest-xdist not installed (or -p no:xdist)
+        distributed = False
+    return distributed or config.pluginmanager.has_plugin("dsession")
+
+
+def check_gate_can_work(config: pytest.Config) -> None:
+    """A usage error, before any test runs, where the comparison could not see this session's benchmarks: it would
+    otherwise compare nothing and pass, a gate that never fails."""
     bench_session = getattr(config, "_benchmarksession", None)
     if bench_session is None:
         raise pytest.UsageError("--energy-compare needs pytest-benchmark (is it disabled with -p no:benchmark?)")
+    if _xdist_active(config):
+        raise pytest.UsageError(
+            "--energy-compare cannot work under pytest-xdist (-n/--dist): pytest-benchmark disables benchmarks "
+            "there; run the benchmarks without -n"
+        )
+    if getattr(bench_session, "disabled", False):
+        raise pytest.UsageError(
+            "--energy-compare cannot work with --benchmark-disable: no benchmark is measured, so none is compared"
+        )
+    if getattr(bench_session, "skip", False):
+        raise pytest.UsageError("--energy-compare cannot work with --benchmark-skip: it skips every benchmark")
+
+
+def _storage(config: pytest.Config) -> Storage:
+    """pytest-benchmark's storage of this session (checked by :func:`check_gate_can_work` first)."""
+    bench_session = config._benchmarksession
     root = getattr(bench_session.storage, "path", None)
     if root is None:
         raise pytest.UsageError("--energy-compare: only file storage is supported (see --benchmark-storage)")
@@ -126,8 +152,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # After every plugin's configure (pytest-benchmark's session exists), before its sessionfinish saves this run.
     config = session.config
     spec = config.getoption("energy_compare")
-    if spec is None or hasattr(config, "workerinput"):  # xdist workers: the controller compares
+    if spec is None or hasattr(config, "workerinput"):  # xdist workers: the controller has refused already
         return
+    check_gate_can_work(config)
     from energy_bench.runs.compare import DEFAULT_THRESHOLDS, parse_thresholds
 
     thresholds = parse_fail_option(config)

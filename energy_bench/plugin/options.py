@@ -8,15 +8,29 @@ that uses each option: harness options in :mod:`energy_bench.plugin.settings`, c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
+from energy_bench.meters.select import meter_names
+
 #: pytest --help group of the harness's options
 GROUP = ("energy-bench", "energy-bench: joules and accuracy for pytest-benchmark")
 
-# (flag, ini name or None, help, extra argparse keywords)
-Option = tuple[str, str | None, str, dict[str, Any]]
+# (flag, ini name or None, help (or a function making it when options are registered), extra argparse keywords)
+Option = tuple[str, str | None, str | Callable[[], str], dict[str, Any]]
+
+
+def meter_help() -> str:
+    """--energy-meter's help: every meter name, plugged-in meters included (found when options are registered)."""
+    return (
+        f"energy source: {'|'.join(meter_names())}. auto = NVML if it sees a GPU (+RAPL when readable), "
+        "else Zeus if installed and it sees a GPU or SoC, else RAPL, else plugged-in meters that opt in, "
+        "else the CPU-time estimate (default auto)."
+    )
+
 
 OPTIONS: list[Option] = [
     (
@@ -25,14 +39,14 @@ OPTIONS: list[Option] = [
         "torch device of the energy_device fixture: auto|cpu|cuda|cuda:N (default auto).",
         {},
     ),
+    ("--energy-meter", "energy_meter", meter_help, {}),
     (
-        "--energy-meter",
-        "energy_meter",
-        "energy source: auto|nvml|rapl|estimate. auto = NVML if it sees a GPU (+RAPL when readable), "
-        "else RAPL, else the CPU-time estimate (default auto).",
+        "--energy-gpus",
+        "energy_gpus",
+        "CUDA indices of the GPUs to measure, e.g. 0,1: positions in CUDA_VISIBLE_DEVICES when it is set "
+        "(default: every GPU CUDA shows).",
         {},
     ),
-    ("--energy-gpus", "energy_gpus", "NVML GPU indices to measure, e.g. 0,1 (default: all NVML sees).", {}),
     (
         "--energy-idle-seconds",
         "energy_idle_seconds",
@@ -52,6 +66,26 @@ OPTIONS: list[Option] = [
         "energy_min_round_seconds",
         "shortest measured round: energy() calls the code as often as it takes (default: the meter's minimum window, "
         "1 s for NVML, 0.1 s for RAPL and the estimate; 0 = one call per round).",
+        {},
+    ),
+    (
+        "--energy-cooldown",
+        "energy_cooldown",
+        "before each measured round after the first, wait until every measured GPU is back within MARGIN_C degrees "
+        "Celsius of its temperature when the first round started (default: off).",
+        {"metavar": "MARGIN_C"},
+    ),
+    (
+        "--energy-cooldown-timeout",
+        "energy_cooldown_timeout",
+        f"longest --energy-cooldown wait before a round, in seconds (default {DEFAULT_COOLDOWN_TIMEOUT_S:g}).",
+        {"metavar": "SECONDS"},
+    ),
+    (
+        "--energy-omp-wait-policy",
+        "energy_omp_wait_policy",
+        "OMP_WAIT_POLICY set before conftests load torch: passive|active|keep (default passive, unless the "
+        "environment sets OMP_WAIT_POLICY; keep = leave the environment alone).",
         {},
     ),
     (
@@ -79,7 +113,8 @@ OPTIONS: list[Option] = [
 def add_options(parser: pytest.Parser, options: list[Option], group: tuple[str, str] = GROUP) -> None:
     """Register ``options`` (flag, ini twin, help, argparse keywords) in the ``group`` of ``pytest --help``."""
     section = parser.getgroup(*group)
-    for flag, ini, help_text, extra in options:
+    for flag, ini, help_spec, extra in options:
+        help_text = help_spec() if callable(help_spec) else help_spec
         kwargs = {"default": None, **extra}
         if kwargs.get("action") == "store_true":
             kwargs["default"] = False

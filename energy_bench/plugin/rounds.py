@@ -97,11 +97,14 @@ def run_rounds(
     iterations: int | None,
     min_round_s: float,
     until: Callable[[], Any] | None = None,
+    before_round: Callable[[int], None] | None = None,
 ) -> RoundsResult:
     """Warm up, then up to ``rounds`` measured rounds of ``iterations`` calls, each inside one meter window.
 
     ``call()`` runs the benchmarked code once. A meter that fails stops the measuring (the rounds still run and are
     timed); ``until()``, checked after each measured round, stops the rounds once it returns true.
+    ``before_round(i)`` runs before measured round ``i`` (from 0), outside the timer and the window: the GPU
+    temperatures and cooldown of :class:`energy_bench.meters.cooldown.RoundTemperatures`.
     """
     last: dict[str, Any] = {}
 
@@ -110,9 +113,13 @@ def run_rounds(
         window.synchronize_devices()  # inside the timer, so GPU time is counted as time
 
     runner = benchmark._make_runner(timed_call, (), {})
+    # Ranks of a torchrun job measure together (energy_bench.distributed): they size rounds on the slowest rank and
+    # stop together, so collective code (DDP) makes the same calls on every rank. One process has nothing to agree on.
+    agree = getattr(meter, "agreement", None)
+    sizing = runner if agree is None else (lambda loops: agree.slowest(runner(loops)))
     with PauseInstrumentation():
         if iterations is None:
-            iterations = calibrate(runner, min_round_s)
+            iterations = calibrate(sizing, min_round_s)
         loops = range(iterations)
         for _ in range(warmup_rounds):
             runner(loops)
@@ -121,7 +128,9 @@ def run_rounds(
     error: str | None = None
     reached: bool | None = None if until is None else False
     rounds_run = 0
-    for _ in range(rounds):
+    for index in range(rounds):
+        if before_round is not None:
+            before_round(index)
         mark = None
         if error is None:
             try:
@@ -136,7 +145,7 @@ def run_rounds(
                 readings.append(window.close_window(meter, mark))
             except MeterError as exc:
                 error = str(exc)
-        if until is not None and until():
+        if until is not None and (until() if agree is None else agree.any(until())):
             reached = True
             break
     if benchmark.cprofile:

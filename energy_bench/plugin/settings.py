@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, METER_KINDS, Meter
-from energy_bench.plugin import options
+from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
+from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
+from energy_bench.plugin import openmp, options
+
+# Upper bounds of the numeric options: beyond them a value is a typo (1e9 idle seconds is 30 years of waiting before
+# the first test), not a setting, and would hang or overflow the session instead of measuring.
+#: longest idle-power measurement, seconds
+MAX_IDLE_SECONDS = 600.0
+#: most watts per busy core the estimate accepts (server cores draw a few to ~20 W)
+MAX_CPU_WATTS = 1000.0
+#: longest minimum round, seconds
+MAX_MIN_ROUND_SECONDS = 60.0
+#: widest cooldown margin, °C (a GPU's whole operating range)
+MAX_COOLDOWN_C = 100.0
+#: longest cooldown wait before one round, seconds
+MAX_COOLDOWN_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,11 @@ class Settings:
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     #: --energy-min-round-seconds; None: the meter's own minimum window
     min_round_seconds: float | None = None
+    #: --energy-cooldown: °C above the first round's start temperature a GPU may be at a round's start; None: off
+    cooldown_c: float | None = None
+    cooldown_timeout_s: float = DEFAULT_COOLDOWN_TIMEOUT_S
+    #: --energy-omp-wait-policy (None: the default); applied before conftests load, see plugin.openmp
+    omp_wait_policy: str | None = None
 
     def min_round_s(self, meter: Meter) -> float:
         """How long a measured round must last at least: the option, else what the meter needs."""
@@ -43,37 +63,69 @@ def _parse_gpus(value: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _parse_float(flag: str, value: str, *, minimum: float, strict: bool = False) -> float:
+def _parse_float(flag: str, value: str, *, minimum: float, maximum: float, strict: bool = False) -> float:
+    """``value`` as a finite number in ``minimum..maximum`` (``strict``: above ``minimum``), else a usage error."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise pytest.UsageError(f"{flag}: {value!r} is not a number") from None
-    if number < minimum or (strict and number == minimum) or number != number:
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise pytest.UsageError(f"{flag}: {value!r} must be {bound}")
+    if not math.isfinite(number):
+        raise pytest.UsageError(f"{flag}: {value!r} must be a finite number")
+    if number < minimum or (strict and number == minimum) or number > maximum:
+        low = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise pytest.UsageError(f"{flag}: {value!r} must be {low} and at most {maximum:g}")
     return number
+
+
+def _parse_meter(value: str) -> str:
+    meter = value.strip().lower()
+    names = meter_names()  # the built-ins and the installed energy_bench.meters entry points
+    if meter not in names:
+        raise pytest.UsageError(f"--energy-meter: unknown meter {meter!r}; expected one of {', '.join(names)}")
+    return meter
+
+
+def _parse_optional_float(config: pytest.Config, name: str, flag: str, **bounds) -> float | None:
+    value = options.get(config, name)
+    return None if value in (None, "") else _parse_float(flag, value, **bounds)
 
 
 def from_config(config: pytest.Config) -> Settings:
     device = _parse_device(options.get(config, "energy_device") or "auto")
-    meter = (options.get(config, "energy_meter") or "auto").strip().lower()
-    if meter not in METER_KINDS:
-        raise pytest.UsageError(f"--energy-meter: unknown meter {meter!r}; expected one of {', '.join(METER_KINDS)}")
+    meter = _parse_meter(options.get(config, "energy_meter") or "auto")
     gpus_value = options.get(config, "energy_gpus")
     gpus = _parse_gpus(gpus_value) if gpus_value else None
-    idle = _parse_float("--energy-idle-seconds", options.get(config, "energy_idle_seconds") or 0, minimum=0.0)
+    idle_value = options.get(config, "energy_idle_seconds") or 0
+    idle = _parse_float("--energy-idle-seconds", idle_value, minimum=0.0, maximum=MAX_IDLE_SECONDS)
     watts_value = options.get(config, "energy_cpu_watts")
     cpu_watts = (
         DEFAULT_CPU_WATTS
         if watts_value is None
-        else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, strict=True)
+        else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, maximum=MAX_CPU_WATTS, strict=True)
     )
     root_value = options.get(config, "energy_powercap_root")
     root = root_value or DEFAULT_POWERCAP_ROOT
     if root_value and not os.path.isdir(root):
         raise pytest.UsageError(f"--energy-powercap-root: {root} is not a directory")
-    min_round = options.get(config, "energy_min_round_seconds")
-    min_round_seconds = (
-        None if min_round is None else _parse_float("--energy-min-round-seconds", min_round, minimum=0.0)
+    min_round_seconds = _parse_optional_float(
+        config, "energy_min_round_seconds", "--energy-min-round-seconds", minimum=0.0, maximum=MAX_MIN_ROUND_SECONDS
     )
-    return Settings(device, meter, gpus, idle, cpu_watts, root, min_round_seconds)
+    cooldown_c = _parse_optional_float(
+        config, "energy_cooldown", "--energy-cooldown", minimum=0.0, maximum=MAX_COOLDOWN_C, strict=True
+    )
+    timeout = _parse_optional_float(
+        config, "energy_cooldown_timeout", "--energy-cooldown-timeout", minimum=0.0, maximum=MAX_COOLDOWN_TIMEOUT_S
+    )
+    omp = openmp.parse_choice(options.get(config, "energy_omp_wait_policy"))
+    return Settings(
+        device,
+        meter,
+        gpus,
+        idle,
+        cpu_watts,
+        root,
+        min_round_seconds,
+        cooldown_c,
+        DEFAULT_COOLDOWN_TIMEOUT_S if timeout is None else timeout,
+        omp,
+    )

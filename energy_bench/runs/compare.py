@@ -33,6 +33,7 @@ import numpy as np
 
 from energy_bench.errors import EnergyBenchError
 from energy_bench.runs.storage import BenchRecord, Samples, TargetResult
+from energy_bench.runs.text import format_change, printable
 
 #: significance level of the one-sided test
 ALPHA = 0.05
@@ -40,6 +41,9 @@ ALPHA = 0.05
 DEFAULT_THRESHOLDS = "joules:5%,accuracy:1pt"
 #: samples this large use the normal approximation instead of the exact U distribution
 _EXACT_MAX = 20
+#: above this many rounds in all, the smallest exact p-value is computed in log space (the binomial coefficient
+#: no longer fits in a float)
+_COMB_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Threshold:
         if self.unit == "pt":
             return sign * (current - baseline) * 100.0
         difference = current - baseline
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             relative = difference / np.abs(baseline)
             # A zero baseline: no change is 0%, any change is infinitely far (never NaN).
             relative = np.where(baseline == 0, np.sign(difference) * np.inf, relative)
@@ -137,8 +141,15 @@ def parse_thresholds(text: str | Iterable[str]) -> tuple[Threshold, ...]:
 
 
 def min_pvalue(n_baseline: int, n_current: int) -> float:
-    """Smallest p-value the exact one-sided test can give for these sample sizes."""
-    return 1.0 / math.comb(n_baseline + n_current, n_current)
+    """Smallest p-value the exact one-sided test can give for these sample sizes: 1 / C(n + m, m).
+
+    Exact for small samples; in log space beyond :data:`_COMB_MAX` rounds, where it is far below any alpha anyway
+    (and may underflow to 0.0, never overflow).
+    """
+    if n_baseline + n_current <= _COMB_MAX:
+        return 1.0 / math.comb(n_baseline + n_current, n_current)
+    log_comb = math.lgamma(n_baseline + n_current + 1) - math.lgamma(n_baseline + 1) - math.lgamma(n_current + 1)
+    return math.exp(-log_comb)
 
 
 def can_test(n_baseline: int, n_current: int, alpha: float = ALPHA) -> bool:
@@ -250,6 +261,24 @@ def describe_test(baseline_runs: int, current_runs: int = 1, alpha: float = ALPH
 
 # ---------------------------------------------------------------------------- per benchmark
 
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def change_percent(baseline: float | None, current: float | None) -> float | None:
+    """The change from ``baseline`` to ``current`` in percent of the baseline's magnitude: positive means current
+    is higher, also for a negative baseline (net joules: -10 J -> -5 J is +50%). None when either is missing, or
+    the baseline is zero and the values differ (no percentage of zero: show the absolute change)."""
+    if baseline is None or current is None:
+        return None
+    if current == baseline:
+        return 0.0
+    if baseline == 0:
+        return None
+    return _finite((current - baseline) / abs(baseline) * 100.0)
+
+
 THRESHOLD_ONLY = "threshold only: no per-round data"
 #: said wherever a single baseline run decides: its rounds cannot show how much whole runs differ
 ONE_BASELINE_RUN = "between-run noise unknown (one baseline run)"
@@ -277,11 +306,12 @@ class MetricComparison:
 
     @property
     def ratio(self) -> float | None:
-        return self.current / self.baseline if self.baseline else None
+        """current / baseline; None unless the baseline is positive (a ratio to zero or a negative is no ratio)."""
+        return _finite(self.current / self.baseline) if self.baseline > 0 else None
 
     @property
     def change_percent(self) -> float | None:
-        return (self.current / self.baseline - 1.0) * 100.0 if self.baseline else None
+        return change_percent(self.baseline, self.current)
 
     @property
     def change_points(self) -> float:
@@ -443,9 +473,13 @@ def compare_benchmark(
         result.verdict = "missing"
         return result
     by_metric = {t.metric: t for t in thresholds}
-    for records, which in ((base_runs, "baseline"), (cur_runs, "current")):
+    for records, which, where in ((base_runs, "baseline", "baseline"), (cur_runs, "current", "current run")):
         for error in dict.fromkeys(r.error for r in records if r.error):
-            result.notes.append(f"{which} meter failed: {error}")
+            result.notes.append(f"{which} meter failed: {printable(error)}")
+        # a value the file holds but that cannot be used: no data for its metric, said once here
+        invalid = {m: why for r in records for m, why in r.invalid.items() if m in by_metric}
+        result.notes.extend(f"{m}: no data in the {where} ({printable(why)})" for m, why in invalid.items())
+    unusable = {m for r in (*base_runs, *cur_runs) for m in r.invalid if m in by_metric}
     for metric in METRICS:
         if metric == "joules_to_target":
             _compare_target_metric(result, by_metric.get(metric), alpha)
@@ -456,7 +490,7 @@ def compare_benchmark(
             result.metrics[metric] = compare_metric(metric, base, cur, by_metric.get(metric), alpha)
             if len(base) == 1 and len(base_runs) > 1 and metric in by_metric:
                 result.notes.append(f"{metric}: only one baseline run has it: {ONE_BASELINE_RUN}")
-        elif metric in by_metric and (base or cur):
+        elif metric in by_metric and (base or cur) and metric not in unusable:
             # one side lacks it (e.g. an old baseline); a metric neither run records (inference has no accuracy) is
             # simply not compared
             missing = "baseline" if not base else "current run"
@@ -465,7 +499,7 @@ def compare_benchmark(
     judged = [m for m in result.metrics.values() if m.threshold is not None]
     if any(m.regression for m in judged):
         result.verdict = "REGRESSION"
-    elif not judged or (all(r.error for r in cur_runs) and "joules" in by_metric):
+    elif not judged or unusable or (all(r.error for r in cur_runs) and "joules" in by_metric):
         result.verdict = "no data"
     elif any(m.improvement for m in judged):
         result.verdict = "improved"
@@ -533,26 +567,35 @@ def compatibility_problems(
             f"different devices: baseline {', '.join(base_devices) or 'none'}, "
             f"current {', '.join(cur_devices) or 'none'}"
         )
-    return list(dict.fromkeys(problems))
+    return [printable(p) for p in dict.fromkeys(problems)]
 
 
-def _devices(machine_energy: Mapping | None) -> list[str] | None:
+#: how deep composite meters' ``parts`` are followed (a real one nests once)
+_PARTS_DEPTH = 8
+
+
+def _devices(machine_energy: Mapping | None, depth: int = 0) -> list[str] | None:
     """Device names in ``machine_info.energy`` (a meter's ``info()``): GPU names, CPU model, ``devices``.
 
-    Looks inside composite meters' ``parts``; None when the description names no device.
+    Looks inside composite meters' ``parts``; None when the description names no device. A field of the wrong
+    type is named as unreadable, so that it differs from a readable one rather than passing unseen.
     """
     if not isinstance(machine_energy, Mapping):
         return None
     names: list[str] = []
-    for gpu in machine_energy.get("gpus") or ():
-        if isinstance(gpu, Mapping) and gpu.get("name"):
-            names.append(f"gpu {gpu['name']}")
-    for device in machine_energy.get("devices") or ():
-        names.append(str(device.get("name") if isinstance(device, Mapping) else device))
+    for gpu in _listed(machine_energy, "gpus", names):
+        name = gpu.get("name") if isinstance(gpu, Mapping) else None
+        if name:
+            names.append(f"gpu {_text(name)}")
+    for device in _listed(machine_energy, "devices", names):
+        names.append(_text(device.get("name") if isinstance(device, Mapping) else device))
     if machine_energy.get("cpu_model"):
-        names.append(f"cpu {machine_energy['cpu_model']}")
-    for part in machine_energy.get("parts") or ():
-        names.extend(_devices(part) or ())
+        names.append(f"cpu {_text(machine_energy['cpu_model'])}")
+    for part in _listed(machine_energy, "parts", names):
+        if depth == _PARTS_DEPTH:
+            names.append("unreadable parts (nested too deeply)")
+            break
+        names.extend(_devices(part, depth + 1) or ())
     return sorted(names) or None
 
 
@@ -567,6 +610,23 @@ def evidence(m: MetricComparison) -> str:
     return f"p={m.p_worse:.3g} (between-run t, {m.baseline_runs} baseline runs, bound {m.bound:.4g})"
 
 
+def _listed(machine_energy: Mapping, key: str, names: list[str]) -> list:
+    """The list under ``key`` (empty when absent); anything else is named as unreadable in ``names``."""
+    value = machine_energy.get(key)
+    if isinstance(value, list):
+        return value
+    if value:
+        names.append(f"unreadable {key} ({type(value).__name__})")
+    return []
+
+
+def _text(value: object) -> str:
+    """A device name as text: strings and whole numbers as they are, anything else by its type (no deep repr)."""
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    return f"unreadable name ({type(value).__name__})"
+
+
 def regression_lines(comparisons: Iterable[BenchmarkComparison]) -> list[str]:
     """One line per regressed metric: benchmark, metric, baseline, current, change, threshold, evidence."""
     lines = []
@@ -575,11 +635,14 @@ def regression_lines(comparisons: Iterable[BenchmarkComparison]) -> list[str]:
             unit = METRICS[m.metric].unit
             if m.reason:
                 baseline = f"baseline reached it with {m.baseline:.4g} {unit}"
-                lines.append(f"{comparison.fullname}: {m.metric}: {m.reason} ({baseline}), limit {m.threshold}")
+                lines.append(
+                    f"{printable(comparison.fullname)}: {m.metric}: {m.reason} ({baseline}), limit {m.threshold}"
+                )
                 continue
             if m.metric == "accuracy":
                 values = f"{m.baseline:.4f} -> {m.current:.4f} ({m.change_points:+.2f}pt)"
             else:
-                values = f"{m.baseline:.4g} {unit} -> {m.current:.4g} {unit} ({m.change_percent:+.1f}%)"
-            lines.append(f"{comparison.fullname}: {m.metric} {values}, limit {m.threshold}, {evidence(m)}")
+                change = format_change(m.baseline, m.current, m.change_percent, unit)
+                values = f"{m.baseline:.4g} {unit} -> {m.current:.4g} {unit} ({change})"
+            lines.append(f"{printable(comparison.fullname)}: {m.metric} {values}, limit {m.threshold}, {evidence(m)}")
     return lines

@@ -5,23 +5,58 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tabulate import tabulate
 
-from energy_bench.runs.compare import ALPHA, BenchmarkComparison, Threshold, describe_test, regression_lines
-from energy_bench.runs.storage import BenchRecord, SavedRun
+from energy_bench.runs.compare import (
+    ALPHA,
+    BenchmarkComparison,
+    Threshold,
+    change_percent,
+    describe_test,
+    regression_lines,
+)
+from energy_bench.runs.storage import BenchRecord, Samples, SavedRun
 from energy_bench.runs.text import (
     format_accuracy,
+    format_change,
     format_number,
     format_percent,
     format_points,
     format_ratio,
+    printable,
 )
 
 FORMATS = ("table", "markdown", "csv", "json")
+
+
+# ---------------------------------------------------------------------------- escaping
+# Names, labels and notes come from files anyone can write: one cell stays one cell, one line stays one line.
+
+
+def markdown_cell(text: str) -> str:
+    """Text for a cell of a GitHub table: one line (control characters escaped), pipes escaped."""
+    return printable(str(text)).replace("|", "\\|")
+
+
+def markdown_code(text: str) -> str:
+    """A name as inline code in a GitHub table cell, whatever backticks, pipes or newlines it holds."""
+    text = markdown_cell(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value without NaN or Infinity (which strict JSON has no token for): None instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # ---------------------------------------------------------------------------- the gate's columns
@@ -33,9 +68,10 @@ def gate_columns(comparison: BenchmarkComparison) -> dict[str, str]:
     accuracy = comparison.metrics.get("accuracy")
     baseline = comparison.baseline.joules if comparison.baseline else None
     baseline_joules = joules.baseline if joules else (baseline.mean if baseline else None)  # pooled: mean of runs
+    change = format_change(joules.baseline, joules.current, joules.change_percent, "J") if joules else ""
     return {
         "baseline J": format_number(baseline_joules),
-        "change": format_percent(joules.change_percent if joules else None),
+        "change": change,
         "accuracy change": format_points(accuracy.change_points if accuracy else None),
         "verdict": comparison.verdict,
     }
@@ -107,6 +143,11 @@ def _target_text(target) -> str:
     return ("reached" if target.reached else "not reached") + rounds
 
 
+def _unit_ratio(samples: Samples | None) -> float | None:
+    """The baseline's own ratio: 1, where ratios to it exist (a positive mean)."""
+    return 1.0 if samples is not None and samples.mean > 0 else None
+
+
 def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
     """Plain rows: one per benchmark and run, ratios against the first run."""
     by_run = [{c.fullname: c for c in comparisons} for comparisons in report.comparisons]
@@ -118,9 +159,9 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
                 "benchmark": name,
                 "run": report.baseline.label,
                 **_metric_fields(base_record),
-                "joules_ratio": 1.0 if base_record and base_record.joules else None,
-                "time_ratio": 1.0 if base_record and base_record.time else None,
-                "joules_to_target_ratio": 1.0 if base_record and _reached(base_record) else None,
+                "joules_ratio": _unit_ratio(base_record.joules if base_record else None),
+                "time_ratio": _unit_ratio(base_record.time if base_record else None),
+                "joules_to_target_ratio": _unit_ratio(base_record.samples("joules_to_target") if base_record else None),
                 "accuracy_change_pt": None,
                 "joules_p": None,
                 "time_p": None,
@@ -150,17 +191,13 @@ def compare_rows(report: CompareReport) -> list[dict[str, Any]]:
     return rows
 
 
-def _reached(record: BenchRecord) -> bool:
-    return bool(record.to_target and record.to_target.reached and record.to_target.joules is not None)
-
-
 def _target_ratio(comparison) -> float | None:
     """Joules to the target, current / baseline; None when one side did not reach it (the verdict says so)."""
     return None if comparison is None or comparison.reason else comparison.ratio
 
 
 _DISPLAY = {
-    "run": ("run", str),
+    "run": ("run", printable),
     "joules": ("joules (J)", format_number),
     "joules_ratio": ("J ratio", format_ratio),
     "time": ("time (s)", format_number),
@@ -171,7 +208,7 @@ _DISPLAY = {
     "joules_to_target": ("J to target", format_number),
     "joules_to_target_ratio": ("to-target ratio", format_ratio),
     "verdict": ("verdict", str),
-    "notes": ("notes", str),
+    "notes": ("notes", printable),
 }
 
 
@@ -182,13 +219,14 @@ def _display_rows(rows: list[dict[str, Any]], keys: Iterable[str]) -> list[list[
 def verdict_line(report: CompareReport) -> str:
     limits = ", ".join(str(t) for t in report.thresholds)
     test = report.test
-    others = ", ".join(run.label for run in report.runs[1:])
+    others = printable(", ".join(run.label for run in report.runs[1:]))
+    baseline = printable(report.baseline.label)
     count = len(report.regressions)
     if count and report.gating:
-        return f"{count} regression(s) in {others} vs {report.baseline.label} ({limits}; {test})"
+        return f"{count} regression(s) in {others} vs {baseline} ({limits}; {test})"
     if count:
-        return f"{count} change(s) beyond {limits} in {others} vs {report.baseline.label} (not gating; {test})"
-    return f"No regressions in {others} vs {report.baseline.label} ({limits}; {test})"
+        return f"{count} change(s) beyond {limits} in {others} vs {baseline} (not gating; {test})"
+    return f"No regressions in {others} vs {baseline} ({limits}; {test})"
 
 
 def legend(report: CompareReport) -> str:
@@ -210,15 +248,15 @@ def legend(report: CompareReport) -> str:
         return (
             f"A regression is beyond its threshold, {test}, and outside the range of the baseline runs' means; "
             f"each run counts as one value (its mean per call; accuracy and joules to a target are one value per "
-            f"run anyway). Baseline values are means over its runs; ratios are against {report.baseline.label}."
-            + target
+            f"run anyway). Baseline values are means over its runs; ratios are against "
+            f"{printable(report.baseline.label)}." + target
         )
     return (
         f"A regression is beyond its threshold and, for joules and time, significant in a one-sided "
         f"Mann-Whitney U test on the per-round samples ({alpha}); accuracy and joules to a target are one value "
         f"per run, so their threshold alone decides. Between-run noise is unknown with one baseline run: a whole "
         f"run that is slower or faster (another session, a busier machine) can read as significant; pool several "
-        f"saved runs as the baseline (last:N). Ratios are against {report.baseline.label}." + target
+        f"saved runs as the baseline (last:N). Ratios are against {printable(report.baseline.label)}." + target
     )
 
 
@@ -237,7 +275,7 @@ def render_compare(report: CompareReport, fmt: str) -> str:
                 "current_runs": report.current_runs,
                 "regressions": report.regressions,
                 "notes": list(report.notes),
-                "rows": rows,
+                "rows": [{k: _plain(v) for k, v in row.items()} for row in rows],
             },
             indent=2,
         )
@@ -247,21 +285,24 @@ def render_compare(report: CompareReport, fmt: str) -> str:
     if fmt == "markdown":
         lines = ["## Energy comparison", "", f"**{verdict_line(report)}**", ""]
         if report.regressions:
-            lines += [f"- {line}" for line in report.regressions] + [""]
-        table = [[f"`{row['benchmark']}`", *cells] for row, cells in zip(rows, _display_rows(rows, keys))]
+            lines += [f"- {printable(line)}" for line in report.regressions] + [""]
+        table = [
+            [markdown_code(row["benchmark"]), *map(markdown_cell, cells)]
+            for row, cells in zip(rows, _display_rows(rows, keys))
+        ]
         lines.append(
             tabulate(
                 table, headers=["benchmark", *(_DISPLAY[k][0] for k in keys)], tablefmt="github", disable_numparse=True
             )
         )
-        lines += ["", legend(report), ""] + [f"> {note}" for note in report.notes]
+        lines += ["", legend(report), ""] + [f"> {printable(note)}" for note in report.notes]
         return "\n".join(lines).rstrip() + "\n"
     if fmt == "table":
         blocks = []
         for name in report.fullnames():
             mine = [row for row in rows if row["benchmark"] == name]
             blocks.append(
-                name
+                printable(name)
                 + "\n"
                 + tabulate(
                     _display_rows(mine, keys),
@@ -271,6 +312,7 @@ def render_compare(report: CompareReport, fmt: str) -> str:
                 )
             )
         tail = [verdict_line(report), *report.regressions, legend(report), *report.notes]
+        tail = [printable(line) for line in tail]
         return "\n\n".join(blocks) + "\n\n" + "\n".join(tail) + "\n"
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -278,14 +320,23 @@ def render_compare(report: CompareReport, fmt: str) -> str:
 def _csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        cells = [{k: _csv_value(v) for k, v in row.items()} for row in rows]
+        # The csv module quotes fields holding a newline, the separator or a quote, but not a lone carriage return
+        # when lines end in "\n": quote every field then, so that no name splits a row.
+        stray_cr = any(isinstance(v, str) and "\r" in v for row in cells for v in row.values())
+        writer = csv.DictWriter(
+            out,
+            fieldnames=list(rows[0]),
+            lineterminator="\n",
+            quoting=csv.QUOTE_ALL if stray_cr else csv.QUOTE_MINIMAL,
+        )
         writer.writeheader()
-        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+        writer.writerows(cells)
     return out.getvalue()
 
 
 def _csv_value(value: Any) -> Any:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"  # 1.005, not 1.0050000000000001
@@ -315,8 +366,8 @@ def history_rows(runs: list[SavedRun]) -> list[dict[str, Any]]:
                     "commit": (run.commit_id or "")[:10],
                     "datetime": run.datetime or "",
                     **_metric_fields(record),
-                    "joules_vs_first_pct": _pct(first, joules),
-                    "joules_vs_previous_pct": _pct(previous, joules),
+                    "joules_vs_first_pct": change_percent(first, joules),
+                    "joules_vs_previous_pct": change_percent(previous, joules),
                 }
             )
             if joules is not None:
@@ -325,16 +376,10 @@ def history_rows(runs: list[SavedRun]) -> list[dict[str, Any]]:
     return rows
 
 
-def _pct(before: float | None, after: float | None) -> float | None:
-    if before in (None, 0) or after is None:
-        return None
-    return (after / before - 1.0) * 100.0
-
-
 _HISTORY = {
-    "run": ("run", str),
-    "commit": ("commit", str),
-    "datetime": ("saved", lambda v: v[:19]),
+    "run": ("run", printable),
+    "commit": ("commit", printable),
+    "datetime": ("saved", lambda v: printable(v[:19])),
     "joules": ("joules (J)", format_number),
     "joules_vs_first_pct": ("vs first", format_percent),
     "joules_vs_previous_pct": ("vs previous", format_percent),
@@ -343,17 +388,39 @@ _HISTORY = {
 }
 
 
+def _mark_zero_references(rows: list[dict[str, Any]], cells: list[list[str]]) -> None:
+    """``n/a`` in the printed "vs first" / "vs previous" cells whose reference is 0 J and whose joules differ
+    (no percentage of zero; the joules column shows both values). The data rows keep None."""
+    columns = {key: list(_HISTORY).index(key) for key in ("joules_vs_first_pct", "joules_vs_previous_pct")}
+    first: dict[str, float] = {}
+    previous: dict[str, float] = {}
+    for row, row_cells in zip(rows, cells):
+        name, joules = row["benchmark"], row["joules"]
+        if joules is None:
+            continue
+        for key, reference in (
+            ("joules_vs_first_pct", first.get(name)),
+            ("joules_vs_previous_pct", previous.get(name)),
+        ):
+            if reference == 0 and joules != 0:
+                row_cells[columns[key]] = format_change(0.0, joules, None, "J")
+        first.setdefault(name, joules)
+        previous[name] = joules
+
+
 def render_history(runs: list[SavedRun], fmt: str, notes: Iterable[str] = ()) -> str:
     rows = history_rows(runs)
     notes = list(notes)
     if fmt == "json":
+        rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
         return json.dumps({"runs": [run.label for run in runs], "notes": notes, "rows": rows}, indent=2)
     if fmt == "csv":
         return _csv(rows)
     headers = [title for title, _ in _HISTORY.values()]
     cells = [[show(row[key]) for key, (_, show) in _HISTORY.items()] for row in rows]
+    _mark_zero_references(rows, cells)
     if fmt == "markdown":
-        table = [[f"`{row['benchmark']}`", *c] for row, c in zip(rows, cells)]
+        table = [[markdown_code(row["benchmark"]), *map(markdown_cell, c)] for row, c in zip(rows, cells)]
         lines = [
             "## Energy history",
             "",
@@ -362,13 +429,14 @@ def render_history(runs: list[SavedRun], fmt: str, notes: Iterable[str] = ()) ->
             tabulate(table, headers=["benchmark", *headers], tablefmt="github", disable_numparse=True),
             "",
         ]
-        return "\n".join(lines + [f"> {note}" for note in notes]).rstrip() + "\n"
+        return "\n".join(lines + [f"> {printable(note)}" for note in notes]).rstrip() + "\n"
     if fmt == "table":
         blocks = []
         for name in dict.fromkeys(row["benchmark"] for row in rows):
             mine = [c for row, c in zip(rows, cells) if row["benchmark"] == name]
-            blocks.append(name + "\n" + tabulate(mine, headers=headers, tablefmt="simple", disable_numparse=True))
-        return "\n\n".join(blocks + notes) + "\n"
+            table = tabulate(mine, headers=headers, tablefmt="simple", disable_numparse=True)
+            blocks.append(printable(name) + "\n" + table)
+        return "\n\n".join(blocks + [printable(note) for note in notes]) + "\n"
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -385,31 +453,34 @@ def render_report(run: SavedRun, fmt: str) -> str:
         for name, record in run.benchmarks.items()
     ]
     if fmt == "json":
+        rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
         return json.dumps({"run": run.label, "notes": run.notes, "rows": rows}, indent=2)
     if fmt == "csv":
         return _csv(rows)
+    if fmt not in ("markdown", "table"):
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    cell = markdown_cell if fmt == "markdown" else printable
     table = [
         [
-            row["benchmark"],
+            markdown_code(row["benchmark"]) if fmt == "markdown" else printable(row["benchmark"]),
             format_number(row["joules"]),
             format_number(row["joules_stddev"]),
-            row["rounds"] or "",
+            str(row["rounds"] or ""),
             format_number(row["time"]),
             format_accuracy(row["accuracy"]),
-            row["meter"],
-            row["source"],
-            row["notes"],
+            cell(row["meter"]),
+            cell(row["source"]),
+            cell(row["notes"]),
         ]
         for row in rows
     ]
     headers = ["benchmark", "joules (J)", "stddev (J)", "rounds", "time (s)", "accuracy", "meter", "source", "notes"]
     tablefmt = "github" if fmt == "markdown" else "simple"
-    head = f"## Energy of {run.label}\n\n" if fmt == "markdown" else f"{run.label}\n"
-    if fmt not in ("markdown", "table"):
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    label = printable(run.label)
+    head = f"## Energy of {label}\n\n" if fmt == "markdown" else f"{label}\n"
     return (
         head
         + tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
         + "\n"
-        + "".join(f"\n{n}" for n in run.notes)
+        + "".join(f"\n{printable(n)}" for n in run.notes)
     )

@@ -14,6 +14,9 @@ and ``pytest-benchmark compare`` keep working on the files::
      "meter": "nvml-counter" | "nvml-power" | "rapl" | "estimate" | "a+b",
      "domains": {name: mean joules per round},
      "warnings": [str, ...],             # only when the meter warned (e.g. windows too short)
+     "temperatures_c": {domain: [°C at the start of each round]},  # only when the meter reads temperatures
+     "cooldown": {"margin_c", "timeout_s",  # only with --energy-cooldown and readable temperatures:
+                  "waited_s": [per round], "timeouts": [rounds that started still too warm]},
      "to_target": {...}}                 # only with energy(..., until=...): see target_record()
 
 A benchmark whose meter failed gets ``{"error": reason, "meter": ..., "source": ...}`` instead.
@@ -59,9 +62,18 @@ def _source(readings: Iterable[Reading]) -> str:
 
 
 def energy_record(
-    readings: Sequence[Reading], idle_watts: Mapping[str, float] | None = None, *, iterations: int = 1
+    readings: Sequence[Reading],
+    idle_watts: Mapping[str, float] | None = None,
+    *,
+    iterations: int = 1,
+    temperatures: Mapping[str, Sequence[float]] | None = None,
+    cooldown: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The record for one benchmark from the readings of its measured rounds of ``iterations`` calls each."""
+    """The record for one benchmark from the readings of its measured rounds of ``iterations`` calls each.
+
+    ``temperatures`` (°C per domain at each round's start) and ``cooldown`` (the waits between rounds) come from
+    :class:`energy_bench.meters.cooldown.RoundTemperatures`; left out of the record when None or empty.
+    """
     if not readings:
         raise ValueError("an energy record needs at least one reading")
     joules = [r.total for r in readings]
@@ -86,6 +98,15 @@ def energy_record(
     notes = list(dict.fromkeys(w for r in readings for w in r.warnings))
     if notes:
         record["warnings"] = notes
+    if temperatures:
+        record["temperatures_c"] = {str(d): [float(t) for t in values] for d, values in temperatures.items()}
+    if cooldown:
+        record["cooldown"] = {
+            "margin_c": float(cooldown["margin_c"]),
+            "timeout_s": float(cooldown["timeout_s"]),
+            "waited_s": [float(s) for s in cooldown["waited_s"]],
+            "timeouts": [int(i) for i in cooldown["timeouts"]],
+        }
     return record
 
 

@@ -95,6 +95,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_energy_shard_key(item: pytest.Item) -> str | None:
+    """Under --energy-shard, a model's benchmarks share a shard, and with it the model's cached copies."""
+    callspec = getattr(item, "callspec", None)
+    model = callspec.params.get("study_model") if callspec is not None else None
+    return None if model is None else str(model)
+
+
 @pytest.fixture(scope="session")
 def study_config(pytestconfig: pytest.Config) -> StudyConfig:
     return pytestconfig.stash[STUDY_CONFIG_KEY]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -223,3 +224,91 @@ def test_no_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2 and "COMMAND" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- hostile and unlucky files
+
+ODD_NAME = "t.py::odd[a|b\n`c`\r]"
+
+
+def markdown_cells(line):
+    """The cells of a GitHub table row, split the way GitHub splits them (an escaped pipe stays inside)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def test_odd_names_stay_in_their_cell(tmp_path, capsys):
+    save(tmp_path, 1, "aaa", [bench(ODD_NAME, 100)], "2026-11-01T00:00:00")
+    save(tmp_path, 2, "bbb", [bench(ODD_NAME, 130)], "2026-11-02T00:00:00")
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", "markdown", "--fail", "joules:5%")
+    assert code == 1
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    assert len(rows) == 4 and len({len(markdown_cells(row)) for row in rows}) == 1
+    assert markdown_cells(rows[2])[0] == "``t.py::odd[a\\|b\\n`c`\\r]``"
+    assert "- t.py::odd[a|b\\n`c`\\r]: joules 100 J -> 130 J (+30.0%)" in out
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert [r["benchmark"] for r in rows] == [ODD_NAME, ODD_NAME] and rows[1]["joules_ratio"] == "1.3"
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", "json")
+    assert {r["benchmark"] for r in json.loads(out)["rows"]} == {ODD_NAME}
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", "table")
+    assert "t.py::odd[a|b\\n`c`\\r]\n" in out and ODD_NAME not in out
+    for fmt in ("markdown", "table"):
+        code, out, _ = run(capsys, "--storage", str(tmp_path), "--history", "--format", fmt)
+        assert code == 0 and ODD_NAME not in out and "t.py::odd[a" in out
+
+
+def test_zero_and_negative_baselines(tmp_path, capsys):
+    save(tmp_path, 1, "aaa", [bench("t.py::z", 0.0)], "2026-11-01T00:00:00")
+    save(tmp_path, 2, "bbb", [bench("t.py::z", 5.0)], "2026-11-02T00:00:00")
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", "json", "--fail", "joules:5%")
+    data = json.loads(out)
+    assert code == 1 and data["regressions"] == ["t.py::z: joules 0 J -> 5 J (+5 J, n/a%), limit joules:5%, p=0.00397"]
+    assert [r["joules_ratio"] for r in data["rows"]] == [None, None]
+    for fmt in ("table", "markdown", "csv"):
+        code, out, _ = run(capsys, "--storage", str(tmp_path), "--format", fmt, "--fail", "joules:5%")
+        assert code == 1 and not re.search(r"(?i)\b(nan|inf|infinity)\b", out)
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--history", "--format", "json")
+    assert [r["joules_vs_first_pct"] for r in json.loads(out)["rows"]] == [None, None]
+    code, out, _ = run(capsys, "--storage", str(tmp_path), "--history", "--format", "table")
+    assert out.count("+5 J, n/a%") == 2  # vs first and vs previous of the second run
+
+
+def test_non_finite_values_are_named_not_mistaken_for_old_files(tmp_path, capsys):
+    path = save(tmp_path, 1, "aaa", [bench("t.py::a", 100)], "2026-11-01T00:00:00")
+    path.write_text(path.read_text().replace('"mean": 100.0', '"mean": NaN').replace('"data": [98.0', '"data": [NaN'))
+    save(tmp_path, 2, "bbb", [bench("t.py::a", 100)], "2026-11-02T00:00:00")
+    code, out, err = run(capsys, "--storage", str(tmp_path), "--format", "json", "--fail", "joules:5%")
+    data = json.loads(out)
+    assert code == 0 and err == ""
+    assert data["notes"] == ["0001_aaa: t.py::a: no joules data ('joules': a per-round value is not a finite number)"]
+    current = data["rows"][1]
+    assert current["verdict"] == "no data" and "joules: no data in the baseline" in current["notes"]
+
+
+def test_hostile_files_skipped_by_name(storage, capsys):
+    folder = storage / MACHINE
+    (folder / "0003_deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "0004_binary.json").write_bytes(b"\x00\xff\xfe{")
+    code, out, err = run(capsys, "--storage", str(storage), "--format", "json")
+    assert code == 0 and json.loads(out)["runs"] == ["0001_aaa111", "0002_bbb222"]
+    assert "0003_deep.json: nested too deeply to be a run" in err and "0004_binary.json: cannot read" in err
+    code, out, err = run(capsys, "--storage", str(storage), "--history", "--format", "csv")
+    assert code == 0 and "0003_deep.json" in err
+
+
+def test_machine_info_of_the_wrong_type(storage, capsys):
+    path = save(storage, 3, "ccc333", [bench("t.py::big", 1000)], "2026-11-03T00:00:00")
+    data = json.loads(path.read_text())
+    data["machine_info"] = {"energy": {"gpus": 5, "devices": "x", "parts": {"a": 1}}}
+    path.write_text(json.dumps(data))
+    code, _, _ = run(capsys, "--storage", str(storage), "2", "3", "--force")
+    assert code == 0
+    code, _, _ = run(capsys, "--storage", str(storage), "2", "3", "--fail", "joules:5%")
+    assert code == 0  # the other run names no device: nothing to tell apart
+    save(storage, 4, "ddd444", [bench("t.py::big", 1000)], "2026-11-04T00:00:00")
+    other = json.loads((storage / MACHINE / "0004_ddd444.json").read_text())
+    other["machine_info"] = {"energy": {"gpus": [{"name": "H100"}]}}
+    (storage / MACHINE / "0004_ddd444.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--machine-id", MACHINE, "--storage", str(storage), "3", "4"])
+    assert info.value.code == 2 and "unreadable gpus (int)" in capsys.readouterr().err

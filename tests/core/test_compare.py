@@ -15,10 +15,12 @@ from energy_bench.runs.compare import (
     Threshold,
     ThresholdError,
     can_test,
+    change_percent,
     compare_benchmark,
     compare_records,
     compatibility_problems,
     judge_rounds,
+    min_pvalue,
     parse_threshold,
     parse_thresholds,
     regression_lines,
@@ -218,3 +220,102 @@ def test_metric_neither_run_records_is_not_noted():
     assert not any("accuracy" in n for n in result.notes)
     one_sided = compare_benchmark("b", record(), record(accuracy=0.9), JOULES_ACC)
     assert "accuracy: not recorded in the baseline" in one_sided.notes
+
+
+# ---------------------------------------------------------------------------- numerics at the edges
+
+
+@pytest.mark.parametrize("n", [514, 515, 600, 5_000, 1_000_000])
+def test_min_pvalue_never_overflows(n):
+    assert 0.0 <= min_pvalue(n, n) < 1e-100
+    assert can_test(n, n) and can_test(2, n)
+
+
+def test_min_pvalue_exact_where_small():
+    assert min_pvalue(5, 5) == 1 / 252 and min_pvalue(3, 3) == 1 / 20
+    assert min_pvalue(500, 501) == pytest.approx(1 / math.comb(1001, 501), rel=1e-9)  # log space: same value
+
+
+def test_many_rounds_compare():
+    rng = np.random.default_rng(1)
+    base = Samples(mean=100.0, data=tuple(rng.normal(100, 3, 600)))
+    heavier = Samples(mean=110.0, data=tuple(rng.normal(110, 3, 600)))
+    result = compare_benchmark("b", BenchRecord("b", joules=base), BenchRecord("b", joules=heavier), JOULES_ACC)
+    assert result.verdict == "REGRESSION" and result.metrics["joules"].p_worse < 1e-10
+
+
+def test_change_percent_is_relative_to_the_baseline_magnitude():
+    assert change_percent(100, 110) == pytest.approx(10)
+    assert change_percent(-10, -5) == pytest.approx(50)  # net joules rose from -10 J to -5 J: +50%
+    assert change_percent(-10, -15) == pytest.approx(-50)
+    assert change_percent(0, 0) == 0.0 and change_percent(0, 5) is None and change_percent(None, 5) is None
+    assert change_percent(5e-324, 1e15) is None  # beyond a float: no percentage rather than inf
+
+
+def test_negative_baseline_regression_line_has_the_right_sign():
+    net = parse_thresholds("net_joules:5%")
+    base = BenchRecord("b", net_joules=Samples(-10.0, data=(-10.2, -10.1, -10.0, -9.9, -9.8)))
+    worse = BenchRecord("b", net_joules=Samples(-5.0, data=(-5.2, -5.1, -5.0, -4.9, -4.8)))
+    result = compare_benchmark("b", base, worse, net)
+    assert result.verdict == "REGRESSION" and result.metrics["net_joules"].ratio is None
+    assert regression_lines([result]) == ["b: net_joules -10 J -> -5 J (+50.0%), limit net_joules:5%, p=0.00397"]
+    assert compare_benchmark("b", worse, base, net).verdict == "improved"
+
+
+def test_zero_baseline_shows_the_absolute_change():
+    base, cur = record(joules=0.0, spread=0.0), record(joules=5.0, spread=0.5)
+    result = compare_benchmark("b", base, cur, parse_thresholds("joules:5%"))
+    joules = result.metrics["joules"]
+    assert result.verdict == "REGRESSION" and joules.change_percent is None and joules.ratio is None
+    (line,) = regression_lines([result])
+    assert "0 J -> 5 J (+5 J, n/a%)" in line
+    assert "inf" not in line and "nan" not in line
+
+
+def test_unusable_metric_gives_no_data_with_a_note():
+    bad = BenchRecord("b", time=record().time, invalid={"joules": "'mean' is not a finite number"})
+    result = compare_benchmark("b", bad, record(), parse_thresholds("joules:5%,time:5%"))
+    assert result.verdict == "no data"
+    assert "joules: no data in the baseline ('mean' is not a finite number)" in result.notes
+    assert not any("not recorded" in n for n in result.notes)
+    regressed = compare_benchmark(
+        "b",
+        record(),
+        BenchRecord("b", joules=record(joules=200).joules, invalid={"time": "x"}),
+        parse_thresholds("joules:5%,time:5%"),
+    )
+    assert regressed.verdict == "REGRESSION" and "time: no data in the current run (x)" in regressed.notes
+    with_accuracy = compare_benchmark("b", bad, record(accuracy=0.9), parse_thresholds("joules:5%,accuracy:1pt"))
+    assert "accuracy: not recorded in the baseline" in with_accuracy.notes  # said of the other metric still
+    ungated = compare_benchmark("b", bad, record(), parse_thresholds("time:5%"))
+    assert ungated.verdict == "ok" and ungated.notes == []  # the run's notes name it; this verdict is not about it
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [
+        {"gpus": 5},
+        {"gpus": "H100"},
+        {"gpus": [None, 3, {"name": ["x"]}, {"name": math.inf}]},
+        {"devices": {"name": "H100"}},
+        {"devices": [None, {"name": {"a": 1}}, 1.5]},
+        {"cpu_model": ["EPYC"]},
+        {"parts": 7},
+        {"parts": [[1], "x", None]},
+    ],
+)
+def test_machine_info_of_any_shape(machine):
+    base = {"a": record("a")}
+    nvml = {"gpus": [{"name": "H100"}]}
+    problems = compatibility_problems(base, base, machine, nvml)
+    assert all("\n" not in p and "inf" not in p for p in problems)
+    assert compatibility_problems(base, base, machine, machine) == []
+
+
+def test_deeply_nested_parts():
+    machine: dict = {"gpus": [{"name": "H100"}]}
+    for _ in range(5000):
+        machine = {"parts": [machine]}
+    base = {"a": record("a")}
+    (problem,) = compatibility_problems(base, base, machine, {"gpus": [{"name": "A100"}]})
+    assert problem == "different devices: baseline unreadable parts (nested too deeply), current gpu A100"

@@ -249,3 +249,23 @@ def test_target_reached_where_no_baseline_run_did_is_an_improvement():
 def test_target_not_recorded_in_the_baseline():
     result = compare_benchmark("b", run_record(100), run_record(100, target=(True, 7, 10)), TARGET)
     assert "joules_to_target: not recorded in the baseline" in result.notes
+
+
+@pytest.mark.parametrize(
+    "to_target, reason",
+    [
+        ("reached", "it is a str, not an object"),
+        ({"reached": "yes", "joules": 1.0}, "'reached' is a str, not true or false"),
+        ({"reached": True, "joules": float("nan")}, "'joules' is not a finite number"),
+        ({"reached": True, "joules": -1.0}, "'joules' -1 is outside 0.."),
+        ({"reached": True, "joules": 5.0, "rounds": 0}, "'rounds' is 0, not a whole number"),
+    ],
+)
+def test_unusable_target_records_are_named_not_compared(to_target, reason):
+    energy = records.energy_record(readings([100.0] * 3))
+    energy["to_target"] = to_target
+    record = record_from("t.py::b", {"energy": energy}, None)
+    assert record.to_target is None and reason in record.invalid["joules_to_target"]
+    result = compare_benchmark("t.py::b", run_record(100, target=(True, 7, 10)), record, TARGET)
+    assert result.verdict == "no data"
+    assert any(n.startswith("joules_to_target: no data in the current run ('to_target': ") for n in result.notes)

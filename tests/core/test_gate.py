@@ -261,3 +261,103 @@ def test_ini_threshold(project, monkeypatch):
     run(project, monkeypatch, "--benchmark-autosave")
     assert run(project, monkeypatch, WORK=1.3).ret == 0  # ini alone does not compare
     assert run(project, monkeypatch, "--energy-compare", WORK=1.3).ret == 1
+
+
+# ---------------------------------------------------------------------------- where the gate cannot work
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-n", "2"], "--energy-compare cannot work under pytest-xdist (-n/--dist)*"),
+        (["--benchmark-disable"], "--energy-compare cannot work with --benchmark-disable*"),
+        (["--benchmark-skip"], "--energy-compare cannot work with --benchmark-skip*"),
+        (["-p", "no:benchmark"], "--energy-compare needs pytest-benchmark*"),
+    ],
+)
+def test_gate_that_cannot_see_benchmarks_is_a_usage_error(project, monkeypatch, args, message):
+    if "-n" in args:
+        pytest.importorskip("xdist")
+    run(project, monkeypatch, "--benchmark-autosave")
+    result = run(project, monkeypatch, *args, *GATE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() and "passed" not in result.stdout.str()
+
+
+# ---------------------------------------------------------------------------- baselines a file must not be trusted with
+
+
+def rewrite_baseline(pytester, change):
+    (path,) = pytester.path.joinpath(".benchmarks").rglob("0001_*.json")
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_many_rounds_compare(project, monkeypatch):
+    project.makepyfile(
+        test_many="def test_many(fake_energy):\n    fake_energy(1, rounds=520)\n\n"
+        "def test_plain(benchmark):\n    benchmark.pedantic(sum, args=([1, 2],), rounds=600)\n"
+    )
+    run(project, monkeypatch, "--benchmark-autosave", "--benchmark-save-data", "test_many.py")
+    result = run(project, monkeypatch, "--energy-compare", "--energy-compare-fail=joules:5%,time:1000%", "test_many.py")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["energy-bench: compared with 0001_*: no regressions"])
+    result = run(project, monkeypatch, "--energy-compare", "--energy-compare-fail=joules:5%", "test_many.py", WORK=1.3)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["  REGRESSION test_many.py::test_many: joules * (+3?.?%), limit joules:5%, p=*"])
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"benchmarks": [', "\x00\x01"])
+def test_unreadable_baseline_is_a_usage_error_naming_it(project, monkeypatch, content):
+    path = project.path / "hostile.json"
+    path.write_text(content)
+    result = run(project, monkeypatch, f"--energy-compare={path}", "--energy-compare-fail=joules:5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --energy-compare: {path}: *"])
+    assert "Traceback" not in result.stderr.str() and "INTERNALERROR" not in result.stdout.str()
+
+
+def test_unusable_baseline_values_give_no_data(project, monkeypatch):
+    run(project, monkeypatch, "--benchmark-autosave")
+
+    def spoil(data):
+        first, second = data["benchmarks"]
+        first["extra_info"]["energy"]["joules"]["data"][0] = float("nan")
+        second["extra_info"]["accuracy"] = 5.0
+
+    rewrite_baseline(project, spoil)
+    result = run(project, monkeypatch, *GATE, WORK=1.3, SEED=1)
+    assert result.ret == 1  # test_train[3] still regresses on joules: its joules are fine
+    verdicts = {name: cols["verdict"] for name, cols in columns(result).items()}
+    assert verdicts == {"test_work.py::test_train[1]": "no data", "test_work.py::test_train[3]": "REGRESSION"}
+    out = result.stdout.str()
+    assert "no joules data ('joules': a per-round value is not a finite number)" in out
+    assert "accuracy: no data in the baseline (accuracy 5 is outside 0..1)" in out
+    assert "saved without energy-bench" not in out
+
+
+def test_zero_baseline_change_is_absolute(project, monkeypatch):
+    run(project, monkeypatch, "--benchmark-autosave")
+
+    def zero(data):
+        for bench in data["benchmarks"]:
+            joules = bench["extra_info"]["energy"]["joules"]
+            joules.update(mean=0.0, stddev=0.0, data=[0.0] * len(joules["data"]))
+
+    rewrite_baseline(project, zero)
+    result = run(project, monkeypatch, *GATE, SEED=1)
+    assert result.ret == 1
+    assert columns(result)["test_work.py::test_train[1]"]["change"].endswith(" J, n/a%")
+    result.stdout.fnmatch_lines(["  REGRESSION test_work.py::test_train[[]1]: joules 0 J -> * J (+* J, n/a%), *"])
+
+
+def test_machine_info_of_the_wrong_type(project, monkeypatch):
+    run(project, monkeypatch, "--benchmark-autosave")
+    rewrite_baseline(project, lambda data: data["machine_info"].update(energy={"gpus": 5, "parts": "x", "devices": 1}))
+    for force in ([], ["--energy-compare-force"]):
+        result = run(project, monkeypatch, *GATE, *force)
+        assert result.ret == 0, result.stdout.str()  # this project's fake meter describes no device: nothing to compare
+        result.stdout.fnmatch_lines(["energy-bench: compared with 0001_*: no regressions"])

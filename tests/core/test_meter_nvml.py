@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import inspect
 import sys
 import threading
 import time
@@ -12,6 +14,7 @@ import pytest
 from energy_bench.meters import EnergyBenchWarning, GpuIndexError, MeterError, MeterUnavailable, Source
 from energy_bench.meters.nvml import NvmlMeter, PowerIntegrator
 from tests.fakes.fake_pynvml import (
+    NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_GPU_IS_LOST,
     FakeClock,
     FakeGpu,
@@ -21,6 +24,13 @@ from tests.fakes.fake_pynvml import (
     RampTrace,
     SineTrace,
 )
+
+
+@pytest.fixture(autouse=True)
+def cuda_environment(monkeypatch):
+    """Every GPU visible, numbered in PCI bus order (CUDA's numbering has its own tests in test_meter_gpus.py)."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
 
 
 @pytest.fixture
@@ -53,6 +63,38 @@ def test_fake_errors_have_the_real_shape():
     err = NVMLError(3)
     assert isinstance(err, NVMLError_NotSupported) and err.value == 3 and str(err) == "Not Supported"
     assert NVMLError_NotSupported().value == 3
+
+
+#: every NVML call the meters make; the fake must offer each with the real signature
+NVML_CALLS = [
+    "nvmlInit",
+    "nvmlShutdown",
+    "nvmlSystemGetDriverVersion",
+    "nvmlDeviceGetCount",
+    "nvmlDeviceGetHandleByIndex",
+    "nvmlDeviceGetHandleByUUID",
+    "nvmlDeviceGetHandleByPciBusId",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetPciInfo",
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetTotalEnergyConsumption",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetTemperature",
+]
+
+
+def test_fake_has_the_real_signatures_and_pci_layout():
+    real = pytest.importorskip("pynvml")
+    fake = FakeNvml().module
+    for name in NVML_CALLS:
+        assert list(inspect.signature(getattr(fake, name)).parameters) == list(
+            inspect.signature(getattr(real, name)).parameters
+        ), name
+    assert [f[0] for f in fake.nvmlPciInfo_t._fields_] == [f[0] for f in real.nvmlPciInfo_t._fields_]
+    assert ctypes.sizeof(fake.nvmlPciInfo_t) == ctypes.sizeof(real.nvmlPciInfo_t)
+    assert fake.NVML_TEMPERATURE_GPU == real.NVML_TEMPERATURE_GPU
+    assert fake.NVML_ERROR_NOT_FOUND == real.NVML_ERROR_NOT_FOUND
 
 
 def test_counter_matches_exact_integral(install, meters):
@@ -150,17 +192,71 @@ def test_info_describes_devices(install, meters):
     install(FakeNvml(gpus, driver_version="535.1"))
     info = meters(poll_period_s=0.05).info()
     assert info["driver_version"] == "535.1" and info["poll_period_s"] == 0.05
+    assert info["CUDA_VISIBLE_DEVICES"] is None and info["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert info["gpus"] == [
-        {"index": 0, "domain": "gpu0", "name": "NVIDIA H100", "power_limit_w": 300.0, "source": "counter"},
         {
-            "index": 1,
+            "domain": "gpu0",
+            "cuda_index": 0,
+            "nvml_index": 0,
+            "uuid": "GPU-00000001-0000-0001-0000-000100000001",
+            "pci_bus_id": "00000000:1A:00.0",
+            "name": "NVIDIA H100",
+            "power_limit_w": 300.0,
+            "source": "counter",
+        },
+        {
             "domain": "gpu1",
+            "cuda_index": 1,
+            "nvml_index": 1,
+            "uuid": "GPU-00000002-0000-0002-0000-000200000002",
+            "pci_bus_id": "00000000:2A:00.0",
             "name": "Old GPU",
             "power_limit_w": None,
             "source": "polling",
             "counter_unavailable": "Not Supported",
         },
     ]
+
+
+def test_cuda_visible_devices_picks_and_renumbers(install, meters, monkeypatch):
+    """CUDA_VISIBLE_DEVICES=2,0: domain gpu0 is NVML's GPU 2, gpu1 is NVML's GPU 0; --energy-gpus=1 is NVML's 0."""
+    clock = FakeClock()
+    gpus = [FakeGpu(RampTrace(100 + 10 * i, 0)) for i in range(3)]
+    install(FakeNvml(gpus, clock=clock))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    meter = meters(clock=clock)
+    assert meter.domains() == ["gpu0", "gpu1"]
+    assert [(g["domain"], g["nvml_index"]) for g in meter.info()["gpus"]] == [("gpu0", 2), ("gpu1", 0)]
+    mark = meter.begin()
+    clock.advance(1.0)
+    assert meter.end(mark).joules == pytest.approx({"gpu0": 120.0, "gpu1": 100.0}, abs=2e-3)
+    only = meters([1], clock=clock)
+    assert [(g["domain"], g["nvml_index"]) for g in only.info()["gpus"]] == [("gpu1", 0)]
+    assert meter.info()["CUDA_VISIBLE_DEVICES"] == "2,0"
+
+
+def test_temperatures_per_domain(install, meters, monkeypatch):
+    gpus = [FakeGpu(temperature=61.7), FakeGpu(temperature=None), FakeGpu(temperature=lambda t: 50 + t)]
+    fake = install(FakeNvml(gpus, clock=FakeClock()))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1,0")
+    meter = meters()
+    # whole degrees as NVML gives them; a sensor that cannot be read is left out
+    assert meter.temperatures() == {"gpu0": 50.0, "gpu2": 61.0}
+    fake.clock.advance(3.0)
+    assert meter.temperatures()["gpu0"] == 53.0
+    meter.close()
+    assert meter.temperatures() == {}
+
+
+def test_temperature_falls_back_to_the_versioned_call(install, meters):
+    fake = install(FakeNvml([FakeGpu(temperature=70.0)]))
+
+    def removed(handle, sensor):
+        raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND)
+
+    fake.module.nvmlDeviceGetTemperature = removed
+    fake.module.nvmlDeviceGetTemperatureV = lambda handle, sensor: 68
+    assert meters().temperatures() == {"gpu0": 68.0}
 
 
 def test_short_window_warns(install, meters):
@@ -252,7 +348,7 @@ def test_unavailable_reasons(install, fake, message):
 
 def test_gpu_index_out_of_range(install):
     fake = install(FakeNvml([FakeGpu(), FakeGpu()]))
-    with pytest.raises(GpuIndexError, match=r"GPU index 2 out of range: NVML sees 2 GPU\(s\), indices 0..1"):
+    with pytest.raises(GpuIndexError, match=r"GPU index 2 out of range: CUDA sees 2 GPU\(s\), indices 0..1"):
         NvmlMeter([0, 2])
     assert fake.init_count == 0
 

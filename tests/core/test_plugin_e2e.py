@@ -247,8 +247,19 @@ def test_table_prints_when_benchmark_compare_fail_trips(pytester: pytest.Pyteste
             ("--energy-powercap-root=does-not-exist",),
             "ERROR: --energy-powercap-root: does-not-exist is not a directory",
         ),
-        (("--energy-idle-seconds=-1",), "ERROR: --energy-idle-seconds: '-1' must be at least 0"),
-        (("--energy-cpu-watts=0",), "ERROR: --energy-cpu-watts: '0' must be greater than 0"),
+        (("--energy-idle-seconds=-1",), "ERROR: --energy-idle-seconds: '-1' must be at least 0 and at most 600"),
+        (("--energy-cpu-watts=0",), "ERROR: --energy-cpu-watts: '0' must be greater than 0 and at most 1000"),
+        (("--energy-cpu-watts=inf",), "ERROR: --energy-cpu-watts: 'inf' must be a finite number"),
+        (("--energy-cpu-watts=5000",), "ERROR: --energy-cpu-watts: '5000' must be greater than 0 and at most 1000"),
+        (("--energy-idle-seconds=inf",), "ERROR: --energy-idle-seconds: 'inf' must be a finite number"),
+        (("--energy-idle-seconds=nan",), "ERROR: --energy-idle-seconds: 'nan' must be a finite number"),
+        (("--energy-idle-seconds=1e9",), "ERROR: --energy-idle-seconds: '1e9' must be at least 0 and at most 600"),
+        (("--energy-min-round-seconds=-inf",), "ERROR: --energy-min-round-seconds: '-inf' must be a finite number"),
+        (
+            ("--energy-min-round-seconds=61",),
+            "ERROR: --energy-min-round-seconds: '61' must be at least 0 and at most 60",
+        ),
+        (("--energy-min-round-seconds=x",), "ERROR: --energy-min-round-seconds: 'x' is not a number"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args, message) -> None:

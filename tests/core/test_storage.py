@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
+from energy_bench.runs import storage as storage_module
 from energy_bench.runs.storage import (
     RunLoadError,
     RunNotFound,
@@ -185,3 +187,132 @@ def test_run_from_json_order_key():
     early = run_from_json(run_json([], when="2026-01-02T00:00:00", commit_time="2026-01-01T00:00:00"), "e")
     late = run_from_json(run_json([], when="2026-01-01T12:00:00", commit_time="2026-01-01T06:00:00"), "l")
     assert sorted([late, early], key=lambda r: r.order_key)[0] is early
+
+
+# ---------------------------------------------------------------------------- values a file must not be trusted with
+
+
+def one_bench(tmp_path, mutate, name="bad"):
+    """Load a run of one benchmark after ``mutate(entry)`` changed its saved JSON entry."""
+    entry = bench_json("t.py::a")
+    mutate(entry)
+    return load_run_file(save(tmp_path, 1, name, json.dumps(run_json([entry])))).benchmarks["t.py::a"]
+
+
+def energy_of(entry):
+    return entry["extra_info"]["energy"]
+
+
+@pytest.mark.parametrize(
+    "mutate, metric, reason",
+    [
+        (lambda e: energy_of(e)["joules"]["data"].__setitem__(0, math.nan), "joules", "not a finite number"),
+        (lambda e: energy_of(e)["joules"].update(mean=math.inf, data=None), "joules", "'mean' is not a finite number"),
+        (lambda e: energy_of(e)["joules"].update(mean=-5.0, data=None), "joules", "'mean' -5 is outside 0..1e+15"),
+        (lambda e: energy_of(e)["joules"].update(mean="100"), "joules", "'mean' is a str, not a number"),
+        (lambda e: energy_of(e)["joules"].update(data="1,2,3"), "joules", "'data' is a str, not a list"),
+        (lambda e: energy_of(e)["joules"].update(data=[1.0, None]), "joules", "a per-round value is None"),
+        (lambda e: energy_of(e)["joules"].update(data=None, rounds=-3), "joules", "'rounds' is -3, not a whole"),
+        (lambda e: energy_of(e)["joules"].update(data=None, rounds=True), "joules", "'rounds' is True"),
+        (lambda e: energy_of(e)["joules"].update(stddev=-1.0), "joules", "'stddev' -1 is outside 0.."),
+        (lambda e: energy_of(e).update(joules=[1, 2]), "joules", "the summary is a list, not an object"),
+        (lambda e: energy_of(e).update(iterations=0), "joules", "'iterations' is 0, not a whole number"),
+        (lambda e: energy_of(e).update(iterations=10**400), "time", "'iterations' is a huge integer"),
+        (lambda e: energy_of(e)["seconds"].update(mean=-1.0, data=None), "time", "'mean' -1 is outside 0.."),
+        (lambda e: e["extra_info"].update(accuracy=5.0), "accuracy", "accuracy 5 is outside 0..1"),
+        (lambda e: e["extra_info"].update(accuracy=math.nan), "accuracy", "accuracy is not a finite number"),
+        (lambda e: e["extra_info"].update(accuracy="93%"), "accuracy", "accuracy is a str, not a number"),
+        (lambda e: e["extra_info"].update(accuracy=True), "accuracy", "accuracy is True, not a number"),
+    ],
+)
+def test_unusable_values_are_named_and_leave_no_data(tmp_path, mutate, metric, reason):
+    rec = one_bench(tmp_path, mutate)
+    assert rec.samples(metric) is None
+    assert reason in rec.invalid[metric]
+    run = load_run_file(tmp_path / MACHINE / "0001_bad.json")
+    (note,) = [n for n in run.notes if f"no {metric} data" in n]
+    assert note.startswith(f"0001_bad: t.py::a: no {metric} data (") and reason in note
+    assert not any("saved without energy-bench" in n for n in run.notes)
+    for word in ("nan", "inf"):  # a note never shows a non-finite value as if it were a number
+        assert word not in note.lower().replace("finite", "")
+
+
+def test_nan_and_infinity_tokens_in_the_file(tmp_path):
+    entry = bench_json("t.py::a")
+    text = json.dumps(run_json([entry])).replace('"mean_watts": 50.0', '"mean_watts": NaN')
+    text = text.replace('"accuracy": 0.9', '"accuracy": Infinity')
+    rec = load_run_file(save(tmp_path, 1, "tokens", text)).benchmarks["t.py::a"]
+    assert rec.joules is not None  # mean_watts is not compared: no harm done
+    assert rec.accuracy is None and "not a finite number" in rec.invalid["accuracy"]
+
+
+def test_negative_net_joules_are_valid(tmp_path):
+    rec = one_bench(
+        tmp_path, lambda e: energy_of(e).update(net_joules={"mean": -4.0, "rounds": 3, "data": [-5, -4, -3]})
+    )
+    assert rec.net_joules.mean == -4.0 and rec.invalid == {}
+
+
+def test_mean_comes_from_per_round_data(tmp_path):
+    rec = one_bench(tmp_path, lambda e: energy_of(e)["joules"].update(mean=1e6, data=[1.0, 2.0, 3.0], rounds=99))
+    assert rec.joules.mean == 2.0 and rec.joules.rounds == 3
+
+
+def test_wrong_types_elsewhere_are_tolerated(tmp_path):
+    def mutate(entry):
+        energy_of(entry).update(source=["measured"], meter=7, error={"deep": [1]})
+        entry["stats"] = "not stats"
+
+    rec = one_bench(tmp_path, mutate)
+    assert rec.source == "unreadable (list)" and rec.meter == "unreadable (int)"
+    assert rec.error == "meter failed (unreadable reason: a dict)"
+
+
+def test_unreadable_energy_record_is_not_called_old(tmp_path):
+    rec = one_bench(tmp_path, lambda e: e["extra_info"].update(energy="joules"))
+    assert rec.notes == ["unreadable energy record (a str)"]
+
+
+def test_duplicate_names_are_noted(tmp_path):
+    run = load_run_file(save(tmp_path, 1, "dup", run_json([bench_json("t.py::a"), bench_json("t.py::a", joules=9)])))
+    assert run.benchmarks["t.py::a"].joules.mean == pytest.approx(9)
+    assert "0001_dup: t.py::a saved more than once: the last one is used" in run.notes
+
+
+def test_names_with_control_characters_are_escaped_in_notes(tmp_path):
+    entry = bench_json("t.py::a\nFAKE LINE", accuracy=2.0)
+    run = load_run_file(save(tmp_path, 1, "ctl", run_json([entry])))
+    assert run.benchmarks["t.py::a\nFAKE LINE"].accuracy is None  # the name itself is kept as saved
+    assert all("\n" not in note for note in run.notes)
+    assert any("t.py::a\\nFAKE LINE" in note for note in run.notes)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a run"),
+        ('{"benchmarks": [' + "9" * 5000 + "]}", "truncated or invalid JSON"),
+        ('{"benchmarks": [{"fullname": "a"}]} trailing', "truncated or invalid JSON"),
+    ],
+)
+def test_hostile_files_named(tmp_path, content, reason):
+    path = save(tmp_path, 1, "hostile", content)
+    with pytest.raises(RunLoadError) as info:
+        load_run_file(path)
+    assert str(info.value).startswith(str(path)) and reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_too_large_file_is_not_read(tmp_path, monkeypatch):
+    path = save(tmp_path, 1, "big", run_json([bench_json("a")]))
+    monkeypatch.setattr(storage_module, "MAX_RUN_BYTES", 100)
+    with pytest.raises(RunLoadError, match=r"0001_big.json: too large to be a run \(\d+ bytes, over 0 MiB\)"):
+        load_run_file(path)
+
+
+def test_find_commit_skips_hostile_files(tmp_path):
+    good = save(tmp_path, 1, "good", run_json([bench_json("a")], commit="cafe123"))
+    save(tmp_path, 2, "deep", "[" * 100_000 + "]" * 100_000)
+    save(tmp_path, 3, "list", json.dumps([{"commit_info": {"id": "cafe"}}]))
+    save(tmp_path, 4, "odd", json.dumps({"commit_info": ["cafe"], "benchmarks": []}))
+    assert Storage(tmp_path, MACHINE).find("cafe") == good

@@ -2,14 +2,19 @@
 
 It copies the shape of the real module: ``NVMLError`` whose constructor picks the subclass for
 the code (``NVMLError(NVML_ERROR_NOT_SUPPORTED)`` is an ``NVMLError_NotSupported``), ``.value``
-holding the code, the ``NVML_ERROR_*`` constants, names returned as ``str``, power in integer
-mW, the energy counter in integer mJ (starting from an arbitrary offset, as after driver load).
+holding the code, the ``NVML_ERROR_*`` constants, names and UUIDs returned as ``str``, power in integer
+mW, the energy counter in integer mJ (starting from an arbitrary offset, as after driver load),
+temperatures in integer °C, and ``nvmlDeviceGetPciInfo`` returning a ctypes structure laid out like
+nvidia-ml-py's ``nvmlPciInfo_t`` (``busIdLegacy`` "0000:3B:00.0", ``busId`` "00000000:3B:00.0", read back
+as ``str``). GPUs are enumerated in PCI bus order, as NVML does; handle lookups by UUID or bus id raise
+``NVMLError_NotFound`` for nothing found.
 
 Install with ``monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([...]).module)``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import string
 import time
@@ -22,6 +27,7 @@ NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
@@ -33,6 +39,7 @@ _MESSAGES = {
     NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_NOT_FOUND: "Not Found",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
     NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
@@ -79,6 +86,43 @@ def _error_classes() -> dict[str, type]:
 ERROR_CLASSES = _error_classes()
 globals().update(ERROR_CLASSES)
 
+NVML_TEMPERATURE_GPU = 0
+NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE = 32
+NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE = 16
+
+
+class nvmlPciInfo_t(ctypes.Structure):
+    """nvidia-ml-py's nvmlPciInfo_t: the same fields, and bytes fields read back as str (its _PrintableStructure)."""
+
+    _fields_ = [
+        ("busIdLegacy", ctypes.c_char * NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE),
+        ("domain", ctypes.c_uint),
+        ("bus", ctypes.c_uint),
+        ("device", ctypes.c_uint),
+        ("pciDeviceId", ctypes.c_uint),
+        ("pciSubSystemId", ctypes.c_uint),
+        ("busId", ctypes.c_char * NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE),
+    ]
+
+    def __getattribute__(self, name):
+        value = super().__getattribute__(name)
+        return value.decode() if isinstance(value, bytes) else value
+
+
+def pci_info(domain: int, bus: int, device: int = 0, function: int = 0) -> nvmlPciInfo_t:
+    info = nvmlPciInfo_t()
+    info.busIdLegacy = f"{domain:04X}:{bus:02X}:{device:02X}.{function}".encode()
+    info.busId = f"{domain:08X}:{bus:02X}:{device:02X}.{function}".encode()
+    info.domain, info.bus, info.device = domain, bus, device
+    info.pciDeviceId = 0x20B010DE  # an A100's device and vendor id
+    return info
+
+
+def fake_uuid(number: int) -> str:
+    """A UUID in NVML's format: GPU- then 8-4-4-4-12 lowercase hex digits."""
+    digits = f"{number + 1:08x}" * 4
+    return f"GPU-{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:32]}"
+
 
 @dataclass(frozen=True)
 class SineTrace:
@@ -124,6 +168,12 @@ class FakeGpu:
     counter_offset_mj: int = 987_654_321
     #: an NVML error code every call on this GPU raises while set (e.g. NVML_ERROR_GPU_IS_LOST)
     fail: int | None = None
+    #: None: FakeNvml assigns fake_uuid(position)
+    uuid: str | None = None
+    #: PCI bus number; None: FakeNvml assigns 0x1A + 0x10 * position (GPUs listed in bus order)
+    bus: int | None = None
+    #: °C, or a function of seconds since the fake started; None: the sensor reads NotSupported
+    temperature: float | Callable[[float], float] | None = 40.0
 
 
 class FakeClock:
@@ -151,6 +201,11 @@ class FakeNvml:
         driver_version: str = "550.54.15",
     ):
         self.gpus = [FakeGpu()] if gpus is None else list(gpus)
+        for position, gpu in enumerate(self.gpus):
+            gpu.uuid = fake_uuid(position) if gpu.uuid is None else gpu.uuid
+            gpu.bus = 0x1A + 0x10 * position if gpu.bus is None else gpu.bus
+        # NVML enumerates in PCI bus order, whatever order the test listed them in
+        self.gpus.sort(key=lambda g: g.bus)
         self.clock = clock
         self.t0 = clock()
         self.library_found = library_found
@@ -203,6 +258,46 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return self.gpus[index]
 
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> FakeGpu:
+        self._check()
+        for gpu in self.gpus:
+            if gpu.uuid == uuid:
+                return gpu
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetHandleByPciBusId(self, pciBusId: str) -> FakeGpu:
+        self._check()
+        try:
+            domain, bus, rest = pciBusId.split(":")
+            wanted = (int(domain, 16), int(bus, 16), int(rest.split(".")[0], 16))
+        except ValueError:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT) from None
+        for gpu in self.gpus:
+            if (0, gpu.bus, 0) == wanted:
+                return gpu
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str:
+        self._check(handle)
+        return handle.uuid
+
+    def nvmlDeviceGetPciInfo(self, handle: FakeGpu) -> nvmlPciInfo_t:
+        self._check(handle)
+        return pci_info(0, handle.bus)
+
+    def nvmlDeviceGetPciInfo_v3(self, handle: FakeGpu) -> nvmlPciInfo_t:
+        return self.nvmlDeviceGetPciInfo(handle)
+
+    def nvmlDeviceGetTemperature(self, handle: FakeGpu, sensor: int) -> int:
+        self._count("nvmlDeviceGetTemperature")
+        self._check(handle)
+        if sensor != NVML_TEMPERATURE_GPU:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if handle.temperature is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        value = handle.temperature(self.elapsed()) if callable(handle.temperature) else handle.temperature
+        return int(value)  # the real call returns a c_uint's value: whole degrees
+
     def nvmlDeviceGetName(self, handle: FakeGpu) -> str:
         self._check(handle)
         return handle.name
@@ -230,7 +325,7 @@ class FakeNvml:
     def _build_module(self) -> types.ModuleType:
         module = types.ModuleType("pynvml", "fake pynvml for tests")
         for name, value in globals().items():
-            if name.startswith("NVML_") or name.startswith("NVMLError"):
+            if name.startswith(("NVML_", "NVMLError", "nvmlPciInfo")):
                 setattr(module, name, value)
         for name in dir(self):
             if name.startswith("nvml"):
