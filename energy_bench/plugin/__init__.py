@@ -11,7 +11,7 @@ import pytest
 from energy_bench.plugin import openmp, options, settings
 from energy_bench.plugin.session import SESSION_KEY, EnergySession
 
-pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate"]
+pytest_plugins = ["energy_bench.plugin.fixtures", "energy_bench.plugin.gate", "energy_bench.plugin.journal"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
