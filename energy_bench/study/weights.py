@@ -89,7 +89,8 @@ def check_file_hash(path: Path, model: str) -> str:
     if not digest.startswith(expected):
         raise WeightsError(
             f"{path}: SHA-256 {digest[: len(expected)]}... does not match {expected} in its name (a partial download"
-            f" or a replaced file): delete it and run `energy-bench fetch-weights {model}`, or copy the original file"
+            f" or a replaced file): run `energy-bench fetch-weights {model}` to download it again, or copy the original"
+            " file there"
         )
     return digest
 
@@ -105,16 +106,20 @@ def download(weights: Any, path: Path, progress: bool) -> None:
 def fetch_weights(model_names: Sequence[str], progress: bool = True) -> list[Path]:
     """Download the DEFAULT weights of ``model_names`` into torch.hub's cache (needs internet); returns the files.
 
-    Files already there are checked against their hash instead (WeightsError on a mismatch)."""
+    A file already there is kept when it matches the hash in its name, and downloaded again when it does not."""
     names = zoo.parse_models(",".join(model_names))
     files = []
     for name in names:
         weights = default_weights(name)
         path = cached_file(weights)
-        if path.exists():
-            check_file_hash(path, name)
-        else:
-            download(weights, path, progress)
+        try:
+            if path.exists():
+                check_file_hash(path, name)
+                files.append(path)
+                continue
+        except WeightsError:
+            pass  # damaged or replaced: fetch the original over it
+        download(weights, path, progress)
         files.append(path)
     return files
 

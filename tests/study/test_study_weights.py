@@ -180,3 +180,25 @@ def test_vit_at_a_smaller_size_interpolates_position_embeddings(tmp_path):
     adapted = weights.load_state_into("vit_b_16", model, state, "vit.pt")
     assert adapted["pos_embedding"] == "interpolated" and "head" in adapted
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_fetch_weights_replaces_a_damaged_file(torch_home, monkeypatch):
+    original = _save_named_by_hash({"w": torch.ones(3)}, torch_home / "hub" / "checkpoints", "resnet18")
+    good = original.read_bytes()
+    original.write_bytes(good[:50])  # a half-written download
+    meta = torchvision.models.ResNet18_Weights.DEFAULT.meta
+    monkeypatch.setattr(
+        weights, "default_weights", lambda name: _Weights(f"https://example.invalid/{original.name}", meta)
+    )
+    fetched = []
+
+    def download_url_to_file(url, dst, hash_prefix=None, progress=True):  # torch.hub's, without the network
+        assert hashlib.sha256(good).hexdigest().startswith(hash_prefix)
+        fetched.append(url)
+        with open(dst, "wb") as f:
+            f.write(good)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download_url_to_file)
+    assert weights.fetch_weights(["resnet18"], progress=False) == [original]
+    assert original.read_bytes() == good and len(fetched) == 1
+    assert weights.fetch_weights(["resnet18"], progress=False) == [original] and len(fetched) == 1  # verified: kept
