@@ -106,22 +106,23 @@ def download(weights: Any, path: Path, progress: bool) -> None:
 def fetch_weights(model_names: Sequence[str], progress: bool = True) -> list[Path]:
     """Download the DEFAULT weights of ``model_names`` into torch.hub's cache (needs internet); returns the files.
 
-    A file already there is kept when it matches the hash in its name, and downloaded again when it does not."""
-    names = zoo.parse_models(",".join(model_names))
+    A file already there is kept when it matches the hash in its name, and downloaded again when it does not.
+    """
     files = []
-    for name in names:
+    for name in zoo.parse_models(",".join(model_names)):
         weights = default_weights(name)
         path = cached_file(weights)
-        try:
-            if path.exists():
-                check_file_hash(path, name)
-                files.append(path)
-                continue
-        except WeightsError:
-            pass  # damaged or replaced: fetch the original over it
-        download(weights, path, progress)
+        if not _intact(path, name):
+            download(weights, path, progress)
         files.append(path)
     return files
+
+
+def _intact(path: Path, model: str) -> bool:
+    try:
+        return path.exists() and bool(check_file_hash(path, model))
+    except WeightsError:
+        return False  # damaged or replaced: fetch the original over it
 
 
 def read_verified(path: Path, model: str) -> tuple[dict[str, Any], str]:
