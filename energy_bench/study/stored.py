@@ -170,6 +170,8 @@ def _same_outputs(a: Any, b: Any, example: Any) -> bool:
 
     with torch.no_grad(), eval_mode(a), eval_mode(b):
         out_a, out_b = a(example), b(example)
+    if not isinstance(out_a, torch.Tensor) or not isinstance(out_b, torch.Tensor):
+        return False  # a model returning several outputs: not stored
     scale = float(out_a.abs().max()) if out_a.numel() else 0.0
     return out_a.shape == out_b.shape and torch.allclose(out_a, out_b, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
 
@@ -183,7 +185,11 @@ def save(path: Path, base: Any, result: Any, seconds: float, ident: dict[str, An
     except Unstorable:
         return False  # a user compressor that swaps in other layers: redone each session
     state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-    if not _same_outputs(result.model, rebuild(base, recipe, state), example):
+    try:
+        reproduced = _same_outputs(result.model, rebuild(base, recipe, state), example)
+    except (RuntimeError, ValueError, KeyError, AttributeError, TypeError):  # a change the recipe misses
+        reproduced = False
+    if not reproduced:
         cache.warn(f"{ident.get('spec')} not cached: its stored form does not reproduce the compressed model")
         return False
     meta = {
@@ -193,7 +199,10 @@ def save(path: Path, base: Any, result: Any, seconds: float, ident: dict[str, An
         "dtype": dtype_name(result.dtype),
         "seconds": seconds,
     }
-    payload = {"format": FORMAT, "meta": json.dumps(meta), "state": state}
+    try:
+        payload = {"format": FORMAT, "meta": json.dumps(meta), "state": state}
+    except (TypeError, ValueError):  # details that are not plain JSON (a user compressor's)
+        return False
     return cache.write_atomic(path, lambda tmp: torch.save(payload, tmp), f"compressed model {path.name}")
 
 
