@@ -1,7 +1,7 @@
 """The ``energy-bench`` command: one sub-command per module of this package.
 
-Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch), 2 bad arguments or runs that
-cannot be compared (argparse's convention).
+Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch), 2 bad arguments, runs that
+cannot be compared, or a journal that cannot be recovered (argparse's convention).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import compare, merge, run, weights
+from energy_bench.cli import compare, merge, recover, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, merge, run, weights)
+COMMANDS = (compare, merge, run, recover, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:
