@@ -1,7 +1,8 @@
 """The ``energy-bench`` command: one sub-command per module of this package.
 
 Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch, or a failed head run of ``ab``), 2 bad
-arguments or runs that cannot be compared (argparse's convention), 130 ``ab`` interrupted.
+arguments, runs that cannot be compared, or a journal that cannot be recovered (argparse's convention), 130 ``ab``
+interrupted.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import ab, compare, merge, run, weights
+from energy_bench.cli import ab, compare, merge, recover, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, ab, merge, run, weights)
+COMMANDS = (compare, ab, merge, recover, run, weights)
 
 
 def make_parser() -> argparse.ArgumentParser:

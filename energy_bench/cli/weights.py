@@ -13,11 +13,12 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from energy_bench.errors import EnergyBenchError
     from energy_bench.study import weights, zoo  # lazy: only this command needs the study
 
     try:
         paths = weights.fetch_weights(args.models or list(zoo.MODEL_NAMES))
-    except (ValueError, LookupError, OSError, RuntimeError) as exc:
+    except (EnergyBenchError, ValueError, LookupError, OSError, RuntimeError) as exc:
         print(f"energy-bench fetch-weights: {exc}", file=sys.stderr)
         return 1
     for path in paths:

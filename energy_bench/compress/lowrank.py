@@ -104,6 +104,13 @@ def _factorized(module: nn.Module, b: torch.Tensor, a: torch.Tensor) -> nn.Seque
     return nn.Sequential(first, second)
 
 
+def factorized_shell(module: nn.Module, rank: int) -> nn.Sequential:
+    """The rank-``rank`` pair that would replace ``module``, with zero factors: a frame to load saved factors into."""
+    m, n = _as_matrix(module).shape
+    kw = dict(device=module.weight.device, dtype=module.weight.dtype)
+    return _factorized(module, torch.zeros(m, rank, **kw), torch.zeros(rank, n, **kw))
+
+
 def candidates(model: nn.Module) -> dict[str, nn.Module]:
     """Linear and groups==1 Conv2d layers that can be replaced (not those nn.MultiheadAttention reads directly)."""
     inside_attention = {

@@ -18,6 +18,7 @@ from energy_bench.plugin.session import SESSION_KEY, EnergySession
 pytest_plugins = [
     "energy_bench.plugin.fixtures",
     "energy_bench.plugin.gate",
+    "energy_bench.plugin.journal",
     "energy_bench.plugin.shard",
     "energy_bench.distributed.plugin",
 ]

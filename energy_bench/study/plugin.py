@@ -3,7 +3,9 @@
 Registered only where asked: ``-p energy_bench.study`` on the command line, or ``pytest_plugins =
 ["energy_bench.study"]`` in a root conftest.py (as this repository's does for ``benchmarks/``). It imports nothing
 heavy at import time: torch, torchvision and scikit-learn load inside the fixtures. Bad study options are usage
-errors at configure time (exit code 4).
+errors at configure time (exit code 4); data that cannot be used (fewer than two classes, too few images for the
+splits or for --energy-batch-size, an unreadable image) is one after collection, when study tests were collected,
+before any test runs.
 
 Tests opt in by naming arguments: ``study_model`` (parametrized over --energy-models), ``study_compressor``
 (over --energy-compressors, a parsed Spec); fixtures ``study`` (session state), ``pretrained_model``,
@@ -49,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 STUDY_CONFIG_KEY = pytest.StashKey[StudyConfig]()
+#: image size -> StudyData loaded (and checked) after collection, handed to the session's Study
+STUDY_DATA_KEY = pytest.StashKey[dict]()
 
 
 def read_config(config: pytest.Config) -> StudyConfig:
@@ -83,6 +87,30 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Load the study's data once study tests are collected: data that cannot be used is a usage error now."""
+    config = session.config
+    study_config = config.stash.get(STUDY_CONFIG_KEY, None)
+    if study_config is None or config.option.collectonly:
+        return
+    if not any("study" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    profile = study_config.profile
+    try:
+        loaded = data.load_data(
+            study_config.data,
+            profile.image_size,
+            seed=profile.seed,
+            test_fraction=profile.test_fraction,
+            num_workers=profile.num_workers,
+        )
+        data.check_usable(loaded, profile.batch_size)
+    except data.DataError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STUDY_DATA_KEY] = {profile.image_size: loaded}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     study_config = metafunc.config.stash.get(STUDY_CONFIG_KEY, None)
     if study_config is None:
@@ -109,9 +137,9 @@ def study_config(pytestconfig: pytest.Config) -> StudyConfig:
 
 
 @pytest.fixture(scope="session")
-def study(study_config: StudyConfig, energy_device: Any) -> Study:
+def study(study_config: StudyConfig, energy_device: Any, pytestconfig: pytest.Config) -> Study:
     """Session state of the study: data, pretrained and compressed models, cached model by model."""
-    return Study(study_config, energy_device)
+    return Study(study_config, energy_device, data=pytestconfig.stash.get(STUDY_DATA_KEY, None))
 
 
 def _weights_or_skip(study: Study, name: str) -> tuple[Any, dict]:

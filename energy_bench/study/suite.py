@@ -2,14 +2,17 @@
 
 Benchmarks run model by model (train group, then inference group), so the caches keep one model at a time:
 moving on to the next model frees the previous one's copies (vgg16 alone is 0.5 GB per copy).
+
+Compressions that take a while are also cached on disk (``stored``: a state dict and a recipe, never a pickled
+module) under a key made of what they were computed from: the starting weights by content, the spec, the data set
+by content, the evaluation set, and the versions of energy-bench, the compressor's code, torch, torchvision and
+torch-pruning.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
+import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,11 +50,11 @@ class Compressed:
 
 
 class Study:
-    def __init__(self, config: StudyConfig, device: Any) -> None:
+    def __init__(self, config: StudyConfig, device: Any, data: dict[int, Any] | None = None) -> None:
         self.config = config
         self.profile = config.profile
         self.device = device
-        self._data: dict[int, Any] = {}
+        self._data: dict[int, Any] = dict(data or {})  # image size -> StudyData (the plugin's check loads one)
         self._pretrained: dict[str, tuple[Any, dict[str, Any]]] = {}
         self._compressed: dict[tuple[str, str], Compressed] = {}
 
@@ -176,50 +179,60 @@ class Study:
         self, name: str, spec: Any, base: Any, weights_info: dict[str, Any], example: Any
     ) -> tuple[Any, float, bool]:
         """compress.apply, cached on disk for warm runs: stego's capacity search alone is several evaluations."""
-        import torch
-
         from energy_bench import compress
 
-        path = self._compressed_cache_path(name, spec, weights_info)
-        if path is not None and path.exists():
-            try:
-                saved = torch.load(path, map_location=self.device, weights_only=False)  # our own pickled module
-                result = compress.CompressionResult(saved["model"], saved["details"], saved["dtype"], spec)
-                return result, saved["seconds"], True
-            except Exception:  # stale or partial file (e.g. another torch version): recompute
-                pass
+        from . import stored
+
+        ident = self._compressed_ident(name, spec, weights_info)
+        path = self._compressed_cache_path(name, spec, ident)
+        if path is not None:
+            saved = stored.load(path, base, ident)
+            if saved is not None:
+                result = compress.CompressionResult(saved.model, saved.details, saved.dtype, spec)
+                return result, saved.seconds, True
         start = time.perf_counter()
         result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name), example_input=example)
         seconds = time.perf_counter() - start
         if path is not None and seconds >= CACHE_MIN_SECONDS:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(
-                {"model": result.model, "details": result.details, "dtype": result.dtype, "seconds": seconds}, tmp
-            )
-            os.replace(tmp, path)
+            stored.save(path, base, result, seconds, ident, example)
         return result, seconds, False
 
-    def _compressed_cache_path(self, name: str, spec: Any, weights_info: dict[str, Any]) -> Any | None:
-        """A file per (weights, spec, data, evaluation set): only for weights that are themselves reproducible."""
-        import torch
+    def _compressed_ident(self, name: str, spec: Any, weights_info: dict[str, Any]) -> dict[str, Any] | None:
+        """What a compression is computed from, by content (no paths); None when the weights have no identity."""
+        from energy_bench.compress import get_compressor
 
-        from .weights import cache_dir
+        from . import stored
+        from .cache import source_sha256, versions
 
-        if weights_info.get("source") not in ("self", "pretrained"):
-            return None
-        ident = {
-            "weights": {k: weights_info.get(k) for k in ("source", "cache_key", "weights", "path")},
+        source = weights_info.get("source")
+        if source == "self":
+            weights = {"self": weights_info.get("cache_key")}
+        elif source in ("pretrained", "path") and weights_info.get("sha256"):
+            weights = {source: weights_info["sha256"]}
+        else:
+            return None  # random weights: compressing them again is as good as reading them
+        compressor = get_compressor(spec.name)
+        return {
+            "format": stored.FORMAT,
+            "model": name,
+            "weights": weights,
             "spec": spec.text,
-            "data": self.config.data.label,
+            "data": self.data(name).identity,
             "size": self.image_size(name),
             "test": self.profile.test_samples,
             "seed": self.profile.seed,
-            "torch": torch.__version__,
+            "versions": versions(),
+            "code": source_sha256(importlib.import_module(compressor.__module__)),
         }
-        digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _compressed_cache_path(self, name: str, spec: Any, ident: dict[str, Any] | None) -> Any | None:
+        """The file for ``ident``: named by model, spec and a hash of everything it was computed from."""
+        from .cache import cache_dir, content_key
+
+        if ident is None:
+            return None
         safe = "".join(c if c.isalnum() else "_" for c in spec.text)
-        return cache_dir() / "compressed" / f"{name}-{safe}-{digest}.pt"
+        return cache_dir() / "compressed" / f"{name}-{safe}-{content_key(ident)}.pt"
 
     def fresh_copy(self, compressed: Compressed) -> Any:
         return copy.deepcopy(compressed.model)

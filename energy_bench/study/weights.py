@@ -2,19 +2,25 @@
 
 - ``pretrained``: torchvision's weights API (``DEFAULT`` weights), read from ``torch.hub.get_dir()/checkpoints``;
   downloaded only when missing and online (never when ``ENERGY_BENCH_OFFLINE=1``). Missing offline raises
-  ``WeightsUnavailable`` (the fixtures turn it into a skip) naming the file and how to get it.
+  ``WeightsUnavailable`` (the fixtures turn it into a skip) naming the file and how to get it. Every load checks the
+  file against the SHA-256 prefix in its name (as torch.hub does on download) and reads it with
+  ``weights_only=True``; a mismatch is a ``WeightsError`` naming the file and what to do.
 - ``self``: pretrained from random initialization on the data set's train split, once; the state dict is cached
-  under ``cache_dir()`` keyed by model, data set, image size, seed and pretraining recipe.
+  under ``cache_dir()`` keyed by model, data set (by content), image size, seed and pretraining recipe. A cached
+  file that cannot be read is removed and retrained, with a warning; a cache that cannot be written only warns.
 - ``random``: no pretraining.
 - ``PATH``: a state-dict file, or a folder of ``<model>.pt``/``.pth`` files. The file may hold the data set's head
   or another one (e.g. ImageNet's 1000 classes: the head is then replaced); anything else that does not fit is a
   ``WeightsError`` naming the file and the first mismatch.
+
+Every file is read with ``torch.load(weights_only=True)``: a weights file can hold tensors, never code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +28,14 @@ from typing import Any
 
 from energy_bench.errors import EnergyBenchError
 
-from . import zoo
+from . import cache, zoo
+from .cache import cache_dir
 
 SOURCES = ("pretrained", "self", "random")
 
 
 class WeightsError(EnergyBenchError):
-    """A weights file that cannot be used (missing, unreadable, wrong keys or shapes)."""
+    """A weights file that cannot be used (missing, unreadable, wrong keys or shapes, wrong hash)."""
 
 
 class WeightsUnavailable(EnergyBenchError):
@@ -44,15 +51,12 @@ def check_option(value: str | None) -> str | None:
     return value
 
 
-def cache_dir() -> Path:
-    """$ENERGY_BENCH_CACHE, else $XDG_CACHE_HOME/energy-bench, else ~/.cache/energy-bench."""
-    if os.environ.get("ENERGY_BENCH_CACHE"):
-        return Path(os.environ["ENERGY_BENCH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "energy-bench"
-
-
 # --- pretrained: torchvision's weights API ----------------------------------------------------------------------
+
+#: torchvision's legacy DenseNet keys ('norm.1') and today's ('norm1'), as torchvision's own loader renames them
+_DENSENET_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
 def default_weights(name: str) -> Any:
@@ -69,15 +73,80 @@ def cached_file(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
+def hash_prefix(path: Path) -> str:
+    """The SHA-256 prefix a torchvision weights file carries in its name, after the last '-' (``resnet18-f37072fd``)."""
+    stem = path.name.split(".", 1)[0]
+    prefix = stem.rpartition("-")[2]
+    if "-" not in stem or not re.fullmatch(r"[0-9a-f]{6,64}", prefix):
+        raise WeightsError(f"{path}: its name carries no SHA-256 prefix (NAME-HASH.pth), so it cannot be verified")
+    return prefix
+
+
+def check_file_hash(path: Path, model: str) -> str:
+    """The file's SHA-256 after checking it starts with the prefix in the file name; WeightsError if not."""
+    expected = hash_prefix(path)
+    digest = cache.file_sha256(path)
+    if not digest.startswith(expected):
+        raise WeightsError(
+            f"{path}: SHA-256 {digest[: len(expected)]}... does not match {expected} in its name (a partial download"
+            f" or a replaced file): run `energy-bench fetch-weights {model}` to download it again, or copy the original"
+            " file there"
+        )
+    return digest
+
+
+def download(weights: Any, path: Path, progress: bool) -> None:
+    """Download ``weights`` to ``path`` (torch.hub checks the hash prefix and renames a complete file into place)."""
+    import torch
+
+    cache.make_private_dir(path.parent)
+    torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=hash_prefix(path), progress=progress)
+
+
 def fetch_weights(model_names: Sequence[str], progress: bool = True) -> list[Path]:
-    """Download the DEFAULT weights of ``model_names`` into torch.hub's cache (needs internet); returns the files."""
-    names = zoo.parse_models(",".join(model_names))
+    """Download the DEFAULT weights of ``model_names`` into torch.hub's cache (needs internet); returns the files.
+
+    A file already there is kept when it matches the hash in its name, and downloaded again when it does not.
+    """
     files = []
-    for name in names:
+    for name in zoo.parse_models(",".join(model_names)):
         weights = default_weights(name)
-        weights.get_state_dict(progress=progress, check_hash=True)
-        files.append(cached_file(weights))
+        path = cached_file(weights)
+        if not _intact(path, name):
+            download(weights, path, progress)
+        files.append(path)
     return files
+
+
+def _intact(path: Path, model: str) -> bool:
+    try:
+        return path.exists() and bool(check_file_hash(path, model))
+    except WeightsError:
+        return False  # damaged or replaced: fetch the original over it
+
+
+def read_verified(path: Path, model: str) -> tuple[dict[str, Any], str]:
+    """The state dict in torchvision weights file ``path`` and its SHA-256: hash checked first, tensors only."""
+    digest = check_file_hash(path, model)
+    return read_state_dict(path), digest
+
+
+def _pretrained_architecture(name: str, weights: Any, state: dict[str, Any]) -> Any:
+    """What ``torchvision.models.get_model(name, weights=weights)`` builds, holding ``state`` (read by us)."""
+    import torchvision
+
+    kwargs: dict[str, Any] = {"num_classes": len(weights.meta["categories"])}
+    if name in ("googlenet", "inception_v3"):  # torchvision's builders for pretrained weights
+        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
+    if name == "vit_b_16":
+        kwargs["image_size"] = weights.meta["min_size"][0]
+    if name == "densenet121":
+        state = {_DENSENET_LEGACY_KEY.sub(r"\1\2", key): value for key, value in state.items()}
+    model = torchvision.models.get_model(name, weights=None, **kwargs)
+    model.load_state_dict(state)
+    if name == "googlenet":  # torchvision drops googlenet's auxiliary heads unless asked (inception_v3 keeps them)
+        model.aux_logits, model.aux1, model.aux2 = False, None, None
+    return model
 
 
 def _torchvision_pretrained(name: str, num_classes: int, image_size: int) -> tuple[Any, dict[str, Any]]:
@@ -92,11 +161,17 @@ def _torchvision_pretrained(name: str, num_classes: int, image_size: int) -> tup
         if os.environ.get("ENERGY_BENCH_OFFLINE"):
             raise WeightsUnavailable(hint)
         try:
-            weights.get_state_dict(progress=False, check_hash=True)
+            download(weights, path, progress=False)
         except Exception as exc:  # offline: URLError, socket errors, ...
             raise WeightsUnavailable(f"{hint} (download failed: {exc})") from None
-    model = zoo.build_model(name, num_classes, image_size, weights=weights)
-    return model, {"source": "pretrained", "weights": str(weights), "path": str(path)}
+    state, digest = read_verified(path, name)
+    try:
+        model = _pretrained_architecture(name, weights, state)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: does not fit {name} ({str(exc).splitlines()[0]})") from None
+    model = zoo.adapt_image_size(name, model, image_size)
+    zoo.replace_head(name, model, num_classes)
+    return model, {"source": "pretrained", "weights": str(weights), "path": str(path), "sha256": digest}
 
 
 # --- PATH: user state dicts -------------------------------------------------------------------------------------
@@ -173,14 +248,15 @@ def load_state_into(name: str, model: Any, state: dict[str, Any], origin: str) -
 # --- self: pretraining on the data set, cached --------------------------------------------------------------------
 
 
-def self_cache_key(name: str, data_label: str, image_size: int, seed: int, recipe: str) -> str:
-    data_id = hashlib.sha1(data_label.encode()).hexdigest()[:8]
-    safe = "".join(c if c.isalnum() else "_" for c in data_label.rsplit(os.sep, 1)[-1])[:24]
+def self_cache_key(name: str, data_identity: str, image_size: int, seed: int, recipe: str) -> str:
+    """The file name (without .pt) of ``self`` weights: what they were trained from and how, never where."""
+    data_id = hashlib.sha1(data_identity.encode()).hexdigest()[:8]
+    safe = "".join(c if c.isalnum() else "_" for c in data_identity.split(":", 1)[0])[:24]
     return f"{name}-{safe}-{data_id}-{image_size}px-seed{seed}-{recipe}"
 
 
 def _self_pretrained(
-    name: str, data: Any, image_size: int, seed: int, profile: Any, device: Any, cache: Path | None
+    name: str, data: Any, image_size: int, seed: int, profile: Any, device: Any, cache_root: Path | None
 ) -> tuple[Any, dict[str, Any]]:
     import torch
 
@@ -190,14 +266,19 @@ def _self_pretrained(
     lr = pretrain_lr(profile, name)
     steps = pretrain_steps(profile, name)
     recipe = f"{profile.pretrain_optimizer}{lr:g}-{steps}x{profile.batch_size}-{train.PRETRAIN_RECIPE}"
-    key = self_cache_key(name, data.source.label, image_size, seed, recipe)
-    path = (cache or cache_dir()) / "weights" / f"{key}.pt"
+    key = self_cache_key(name, data.identity, image_size, seed, recipe)
+    path = (cache_root or cache_dir()) / "weights" / f"{key}.pt"
     torch.manual_seed(seed)
     model = zoo.build_model(name, data.num_classes, image_size)
     info = {"source": "self", "cache_key": key, "path": str(path), "pretrain_steps": steps}
-    if path.exists():
-        load_state_into(name, model, read_state_dict(path), str(path))
+
+    def load_cached(file: Path) -> dict[str, Any]:
+        return load_state_into(name, model, read_state_dict(file), str(file))
+
+    if cache.read_or_discard(path, load_cached, f"self-pretrained {name} weights") is not None:
         return model, {**info, "cached": True}
+    torch.manual_seed(seed)
+    model = zoo.build_model(name, data.num_classes, image_size)  # a half-loaded file may have touched the first one
     start = time.perf_counter()
     loss = train.pretrain(
         model,
@@ -210,13 +291,12 @@ def _self_pretrained(
         seed=seed,
         head=zoo.head_module(name, model),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, path)  # atomic: a parallel or interrupted run never sees half a file
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    cached = cache.write_atomic(path, lambda tmp: torch.save(state, tmp), f"self-pretrained {name} weights")
     return model, {
         **info,
         "cached": False,
+        "saved": cached,
         "pretrain_seconds": round(time.perf_counter() - start, 2),
         "pretrain_loss": round(loss, 4),
     }
@@ -232,7 +312,7 @@ def load_pretrained(
     data: Any,
     image_size: int | None = None,
     seed: int = 0,
-    cache_dir: Path | None = None,
+    cache_root: Path | None = None,
     profile: Any = None,
     device: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
@@ -252,7 +332,7 @@ def load_pretrained(
     if source == "pretrained":
         model, info = _torchvision_pretrained(name, data.num_classes, image_size)
     elif source == "self":
-        model, info = _self_pretrained(name, data, image_size, seed, profile, device, cache_dir)
+        model, info = _self_pretrained(name, data, image_size, seed, profile, device, cache_root)
     elif source == "random":
         torch.manual_seed(seed)
         model, info = zoo.build_model(name, data.num_classes, image_size), {"source": "random", "seed": seed}
@@ -261,5 +341,6 @@ def load_pretrained(
         torch.manual_seed(seed)
         model = zoo.build_model(name, data.num_classes, image_size)
         adapted = load_state_into(name, model, read_state_dict(path), str(path))
-        info = {"source": "path", "path": str(path), **({"adapted": adapted} if adapted else {})}
+        info = {"source": "path", "path": str(path), "sha256": cache.file_sha256(path)}
+        info.update({"adapted": adapted} if adapted else {})
     return model.to(device), info

@@ -78,3 +78,45 @@ def test_empty_tree_and_file_are_rejected(tmp_path):
 def test_torchvision_set_without_files_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="cifar10"):
         data.load_data(f"cifar10:{tmp_path}", 32)
+
+
+def test_one_class_is_rejected_before_loading(tmp_path):
+    root = _image_folder(tmp_path / "one", classes=("cat",))
+    with pytest.raises(data.DataError, match=r"has one class \(cat\); classification needs at least two"):
+        data.check_source(str(root))
+
+
+def test_empty_torchvision_root_is_rejected(tmp_path):
+    with pytest.raises(data.DataError, match="is empty"):
+        data.check_source(f"cifar10:{tmp_path}")
+
+
+def test_unreadable_image_is_named_when_loaded(tmp_path):
+    root = _image_folder(tmp_path / "pets")
+    broken = root / "dog" / "1.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated: PIL can open the header, not decode the pixels
+    with pytest.raises(data.DataError) as info:
+        data.load_data(str(root), 16)
+    assert str(info.value).startswith(f"--energy-data={root}: cannot read image {broken} (")
+
+
+def test_splits_and_batch_size_are_checked():
+    digits = data.load_data("digits", 8)
+    data.check_usable(digits, len(digits.train))
+    with pytest.raises(data.DataError, match=r"--energy-batch-size=1439 is larger than the training split of digits"):
+        data.check_usable(digits, len(digits.train) + 1)
+    empty = data.StudyData(digits.source, 8, digits.classes, [], digits.test, 0)
+    with pytest.raises(data.DataError, match="too few for a training and a test split"):
+        data.check_usable(empty, 1)
+
+
+def test_identity_depends_on_content_not_place(tmp_path):
+    a = _image_folder(tmp_path / "a" / "pets")
+    b = tmp_path / "b" / "pets"
+    b.parent.mkdir()
+    import shutil
+
+    shutil.copytree(a, b)
+    ident = data.data_identity(data.check_source(str(a)))
+    assert ident == data.data_identity(data.check_source(str(b))) and ident.startswith("pets:")
+    assert data.data_identity(data.check_source("digits")) == "digits"

@@ -36,6 +36,54 @@ def test_bad_options_are_usage_errors(pytester, args, message):
     assert message in result.stderr.str()
 
 
+@pytest.fixture
+def study_libraries():
+    """Import what a study run loads before pytester snapshots sys.modules (it drops modules imported inside)."""
+    for name in ("torch", "torchvision", "sklearn.datasets", "PIL.Image"):
+        pytest.importorskip(name)
+
+
+def _pets(root, classes=("cat", "dog"), bad=False):
+    from PIL import Image
+
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for j in range(3):
+            Image.new("L", (10, 10), color=j).save(root / cls / f"{j}.png")
+    if bad:
+        (root / classes[-1] / "2.png").write_bytes(b"not an image")
+    return root
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("batch", "ERROR: --energy-batch-size=5000 is larger than the training split of digits (1438 images)*"),
+        ("small", "ERROR: --energy-batch-size=32 is larger than the training split of */pets (5 images)*"),
+        ("corrupt", "ERROR: --energy-data=*/pets: cannot read image */pets/dog/2.png (*"),
+        ("one-class", "ERROR: --energy-data=*/pets: */pets' has one class (cat)*"),
+    ],
+)
+def test_unusable_data_is_a_usage_error_before_any_test(study_libraries, pytester, case, message):
+    pytester.makepyfile("""
+        def test_study(study, study_model, energy):
+            raise AssertionError("not reached")
+    """)
+    pets = pytester.path / "pets"
+    if case == "batch":
+        args = ["--energy-batch-size=5000"]
+    elif case == "small":
+        args = [f"--energy-data={_pets(pets)}"]
+    elif case == "corrupt":
+        args = [f"--energy-data={_pets(pets, bad=True)}", "--energy-batch-size=1"]
+    else:
+        args = [f"--energy-data={_pets(pets, classes=('cat',))}"]
+    result = run_with_study(pytester, "--energy-models=resnet18", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() and "not reached" not in result.stdout.str()
+
+
 def test_parametrization_ids_and_selection(pytester):
     pytester.makepyfile(TEST_FILE)
     result = run_with_study(
@@ -80,8 +128,7 @@ def test_models_build_at_their_minimum_size(name):
     assert zoo.head_module(name, model).out_features == 7
 
 
-def test_missing_pretrained_weights_skip_with_the_file_name(pytester, monkeypatch, tmp_path):
-    pytest.importorskip("torchvision")
+def test_missing_pretrained_weights_skip_with_the_file_name(study_libraries, pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("ENERGY_BENCH_OFFLINE", "1")
     pytester.makepyfile("""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
@@ -24,17 +25,72 @@ def torch_home(tmp_path, monkeypatch):
     return tmp_path / "torch"
 
 
-def test_pretrained_loads_from_torchvision_cache_offline(torch_home, digits):
+def _save_named_by_hash(state, folder, model):
+    """Save ``state`` as torchvision names its files: <model>-<first 8 hex digits of the file's SHA-256>.pth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.pth"
+    torch.save(state, tmp)
+    path = folder / f"{model}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
+    tmp.rename(path)
+    return path
+
+
+@dataclasses.dataclass
+class _Weights:
+    """Stands in for a torchvision weights enum member: the url's file name and the meta torchvision builds from."""
+
+    url: str
+    meta: dict
+
+    def __str__(self):
+        return "ResNet18_Weights.TEST"
+
+
+def test_pretrained_loads_a_verified_file_offline(torch_home, digits, monkeypatch):
     reference = torchvision.models.resnet18(weights=None)
+    path = _save_named_by_hash(reference.state_dict(), torch_home / "hub" / "checkpoints", "resnet18")
+    meta = torchvision.models.ResNet18_Weights.DEFAULT.meta
+    monkeypatch.setattr(weights, "default_weights", lambda name: _Weights(f"https://example.invalid/{path.name}", meta))
+
+    model, info = weights.load_pretrained("resnet18", "pretrained", data=digits)
+    assert info["source"] == "pretrained" and info["path"] == str(path)
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert torch.equal(model.conv1.weight, reference.conv1.weight)
+    assert model.fc.out_features == 10  # the head is the data set's
+
+
+def test_pretrained_file_not_matching_its_hash_is_a_clear_error(torch_home, digits):
     expected = weights.cached_file(weights.default_weights("resnet18"))
     assert expected == torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     expected.parent.mkdir(parents=True)
-    torch.save(reference.state_dict(), expected)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), expected)  # right shapes, wrong bytes
+    with pytest.raises(weights.WeightsError) as info:
+        weights.load_pretrained("resnet18", "pretrained", data=digits)
+    message = str(info.value)
+    assert message.startswith(f"{expected}: SHA-256 ") and "does not match f37072fd" in message
+    assert "energy-bench fetch-weights resnet18" in message
 
-    model, info = weights.load_pretrained("resnet18", "pretrained", data=digits)
-    assert info["source"] == "pretrained" and info["path"] == str(expected)
-    assert torch.equal(model.conv1.weight, reference.conv1.weight)
-    assert model.fc.out_features == 10  # the head is the data set's
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3", "densenet121"])
+def test_pretrained_architecture_is_torchvisions(name, monkeypatch):
+    """What we build around a verified state dict is what torchvision's get_model(weights=...) builds."""
+    from torchvision.models import _api
+
+    enum = weights.default_weights(name)
+    ours = weights._pretrained_architecture(name, enum, _fresh_state(name, enum))
+    monkeypatch.setattr(_api, "load_state_dict_from_url", lambda url, **kw: _fresh_state(name, enum))
+    theirs = torchvision.models.get_model(name, weights=enum)  # loads the patched state instead of downloading
+    assert type(ours) is type(theirs)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    for attr in ("transform_input", "aux_logits"):
+        assert getattr(ours, attr, None) == getattr(theirs, attr, None)
+
+
+def _fresh_state(name, enum):
+    kwargs = {"num_classes": len(enum.meta["categories"])}
+    if name in ("googlenet", "inception_v3"):
+        kwargs.update(aux_logits=True, init_weights=False)
+    return torchvision.models.get_model(name, weights=None, **kwargs).state_dict()
 
 
 def test_pretrained_missing_offline_names_the_file(torch_home, digits):
@@ -124,3 +180,25 @@ def test_vit_at_a_smaller_size_interpolates_position_embeddings(tmp_path):
     adapted = weights.load_state_into("vit_b_16", model, state, "vit.pt")
     assert adapted["pos_embedding"] == "interpolated" and "head" in adapted
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_fetch_weights_replaces_a_damaged_file(torch_home, monkeypatch):
+    original = _save_named_by_hash({"w": torch.ones(3)}, torch_home / "hub" / "checkpoints", "resnet18")
+    good = original.read_bytes()
+    original.write_bytes(good[:50])  # a half-written download
+    meta = torchvision.models.ResNet18_Weights.DEFAULT.meta
+    monkeypatch.setattr(
+        weights, "default_weights", lambda name: _Weights(f"https://example.invalid/{original.name}", meta)
+    )
+    fetched = []
+
+    def download_url_to_file(url, dst, hash_prefix=None, progress=True):  # torch.hub's, without the network
+        assert hashlib.sha256(good).hexdigest().startswith(hash_prefix)
+        fetched.append(url)
+        with open(dst, "wb") as f:
+            f.write(good)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download_url_to_file)
+    assert weights.fetch_weights(["resnet18"], progress=False) == [original]
+    assert original.read_bytes() == good and len(fetched) == 1
+    assert weights.fetch_weights(["resnet18"], progress=False) == [original] and len(fetched) == 1  # verified: kept
