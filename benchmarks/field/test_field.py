@@ -272,5 +272,13 @@ def test_field_study(benchmark, tmp_path, pytestconfig):
 
 def _regressions(done: subprocess.CompletedProcess) -> str:
     """The gate's regression lines (pytest) or the report's (energy-bench ab markdown and table)."""
-    keep = ("REGRESSION", "regression(s)", ": joules", ": accuracy", ": time")
-    return "\n".join(line for line in done.stdout.splitlines() if any(k in line for k in keep))
+
+    def said(line: str) -> bool:
+        line = line.strip()
+        return (
+            line.startswith(("REGRESSION ", "energy-bench: compared"))
+            or "regression(s) in" in line
+            or (line.startswith("- ") and ", limit " in line)
+        )
+
+    return "\n".join(line for line in done.stdout.splitlines() if said(line))
