@@ -10,6 +10,7 @@ temperatures and waits for the GPUs to cool (``--energy-cooldown``) through
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -250,6 +251,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if session.meter is not None and session.idle_watts:
         info["idle_watts"] = dict(session.idle_watts)
         info["idle_seconds"] = session.settings.idle_seconds
+    if session.meter is not None:
+        # Wall time of the whole session until it is saved: set-up (pretraining, compression) included.
+        info["session_seconds"] = round(time.monotonic() - session.started, 1)
     policy = openmp.policy_of(config)
     if policy is not None:
         info.update(policy.describe())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ class EnergySession:
     comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: one line per regression found by the gate (empty: none, or no gate)
     regressions: list[str] = field(default_factory=list)
+    #: when the session was configured (time.monotonic), for the run's wall time in machine_info.energy
+    started: float = field(default_factory=time.monotonic)
 
 
 SESSION_KEY = pytest.StashKey[EnergySession]()

@@ -79,6 +79,7 @@ def test_json_record_table_and_plain_benchmark(pytester: pytest.Pytester) -> Non
     assert (extra["accuracy"], extra["loss"], extra["epochs"]) == (0.93, 0.25, 2)
     assert machine["energy"]["meter"] == "estimate" and machine["energy"]["cpu_watts"] == 10.0
     assert set(machine["energy"]["idle_watts"]) == {"cpu"}
+    assert 0 < machine["energy"]["session_seconds"] < 600  # the session's wall time until the save
 
     assert benches["test_plain"]["extra_info"] == {}  # plain benchmark: untouched
     assert benches["test_plain"]["stats"]["rounds"] > 4
