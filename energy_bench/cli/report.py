@@ -11,6 +11,7 @@ from typing import Any
 
 from energy_bench.cli.compare import add_storage_options, open_storage
 from energy_bench.runs import formats, ranking
+from energy_bench.runs.footprint import factor_lines
 from energy_bench.runs.storage import RunLoadError, RunNotFound, load_run_file
 
 EPILOG = """examples:
@@ -79,9 +80,10 @@ def run_report(args: argparse.Namespace) -> int:
             return 2
     run, data = load(parser, args)
     rankings = ranking.rank(data["benchmarks"], args.reference)
-    print(render(run, rankings, args.format, args.reference), end="")
+    machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    factors = factor_lines(machine.get("energy"))
+    print(render(run, rankings, args.format, args.reference, factors), end="")
     if args.html is not None:
-        machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
         try:
             written = pages.write_html(
                 args.html,
@@ -98,8 +100,9 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(run: Any, rankings: list[ranking.GroupRanking], fmt: str, reference: str) -> str:
-    """The run's table and, for table/markdown/json, its ranking (csv stays one table)."""
+def render(run: Any, rankings: list[ranking.GroupRanking], fmt: str, reference: str, factors: list[str] = ()) -> str:
+    """The run's table and, for table/markdown/json, its ranking and the carbon and price factors it was saved
+    with (csv stays one table)."""
     table = formats.render_report(run, fmt)
     if fmt == "json":
         data = json.loads(table)
@@ -108,7 +111,9 @@ def render(run: Any, rankings: list[ranking.GroupRanking], fmt: str, reference: 
             "rows": ranking.ranking_rows(rankings),
             "summary": ranking.summary_lines(rankings, reference),
         }
+        data["factors"] = list(factors)
         return json.dumps(data, indent=2) + "\n"
-    if fmt == "csv" or not rankings:
+    if fmt == "csv" or not (rankings or factors):
         return table
-    return table.rstrip("\n") + "\n\n" + ranking.render_rankings(rankings, fmt, reference)
+    tail = ranking.render_rankings(rankings, fmt, reference) if rankings else ""
+    return table.rstrip("\n") + "\n\n" + tail + "".join(f"{line}\n" for line in factors)

@@ -93,3 +93,15 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
+
+
+def factor_lines(machine_energy: Mapping[str, Any] | None) -> list[str]:
+    """The factors a saved run was converted with (``machine_info.energy``), one sentence each; none when unset."""
+    info = machine_energy if isinstance(machine_energy, Mapping) else {}
+    carbon, cost = info.get("carbon"), info.get("cost")
+    lines = []
+    if isinstance(carbon, Mapping):
+        lines.append(f"CO2e at {carbon.get('intensity_g_per_kwh')} gCO2e/kWh (source: {carbon.get('source')}).")
+    if isinstance(cost, Mapping):
+        lines.append(f"Cost at {cost.get('price_per_kwh')} {cost.get('currency')}/kWh.")
+    return lines

@@ -175,9 +175,10 @@ def _target_entry(
     curve = to_target.get("curve") if isinstance(to_target.get("curve"), Mapping) else {}
     curve_joules = tuple(v for v in (_number(x) for x in curve.get("joules") or ()) if v is not None)
     curve_values = tuple(v for v in (_number(x) for x in curve.get("value") or ()) if v is not None)
+    # the accuracy when the joules were counted: at the target round (the baseline ran on past it), else the last
     accuracy = common["accuracy"]
-    if accuracy is None and curve_values:
-        accuracy = curve_values[-1]
+    if curve_values:
+        accuracy = curve_values[min(rounds or len(curve_values), len(curve_values)) - 1]
     return Entry(
         **(common | {"accuracy": accuracy}),
         metric=TO_TARGET,
@@ -289,16 +290,15 @@ def _metric_summary(groups: Sequence[GroupRanking], metric: str, reference: str)
         head = f"Per call, without an accuracy target (each at its own accuracy), {energy}, against {reference}:"
     variants = list(dict.fromkeys(v for g in groups for v in g.variants if v != reference))
     lines = [head]
-    saved_by: list[str] = []
+    saved_on: dict[str, int] = {}
     for variant in variants:
         results = [(g, r) for g in groups for r in g.ranked if r.entry.variant == variant]
-        line, saved = _variant_sentence(variant, results, len(groups), noun, metric)
+        line, saved_on[variant] = _variant_sentence(variant, results, len(groups), noun, metric)
         lines.append(f"- {line}")
-        if saved:
-            saved_by.append(f"{variant} ({saved} of {len(groups)})")
-    did_not = [v for v in variants if not any(v == s.split(" (")[0] for s in saved_by)]
+    saved = [f"{v} ({n} of {len(groups)})" for v, n in saved_on.items() if n]
+    did_not = [v for v, n in saved_on.items() if not n]
     what = "Saved energy at equal accuracy" if metric == TO_TARGET else "Cheaper per call"
-    verdict = f"{what} on this hardware: {', '.join(saved_by) if saved_by else 'none'}"
+    verdict = f"{what} on this hardware: {', '.join(saved) if saved else 'none'}"
     verdict += f"; did not: {', '.join(did_not)}." if did_not else "."
     lines.insert(1, verdict)
     return lines

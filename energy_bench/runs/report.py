@@ -26,6 +26,7 @@ from typing import Any
 from tabulate import tabulate
 
 from energy_bench.errors import EnergyBenchError
+from energy_bench.runs.footprint import factor_lines
 from energy_bench.runs.ranking import (
     DEFAULT_REFERENCE,
     NOT_REACHED,
@@ -53,10 +54,10 @@ def require_matplotlib() -> None:
         raise PlotUnavailable(f"figures need matplotlib, which is not installed: {PLOT_EXTRA}") from None
 
 
-def _figure() -> Any:
+def _figure(width: float = FIGURE_SIZE[0]) -> Any:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=FIGURE_SIZE, layout="constrained")
+    return Figure(figsize=(width, FIGURE_SIZE[1]), layout="constrained")
 
 
 def _energy_label(metric: str, estimated: bool) -> str:
@@ -106,12 +107,19 @@ def pareto_figure(group: GroupRanking) -> Any:
             [ys[i] for i in front],
             linestyle="--",
             drawstyle="steps-post",
+            marker="s",
+            markersize=11,
+            markerfacecolor="none",
             zorder=2,
             label="Pareto front",
         )
-    for r in shown + missed:
+    for i, r in enumerate(shown + missed):  # staggered, so that variants at the same point stay readable
         ax.annotate(
-            r.entry.variant, (r.entry.joules, r.entry.accuracy), textcoords="offset points", xytext=(4, 4), fontsize=8
+            r.entry.variant,
+            (r.entry.joules, r.entry.accuracy),
+            textcoords="offset points",
+            xytext=(6, 4 - 10 * (i % 3)),
+            fontsize=8,
         )
     target = next((r.entry.target for r in group.ranked if r.entry.target is not None), None)
     if target is not None:
@@ -133,7 +141,7 @@ def ratio_figure(rankings: Sequence[GroupRanking], metric: str = TO_TARGET, refe
     if not groups:
         return None
     variants = list(dict.fromkeys(v for g in groups for v in g.variants if v != reference))
-    fig = _figure()
+    fig = _figure(width=max(FIGURE_SIZE[0], 0.9 * len(groups) + 2))
     ax = fig.add_subplot()
     width = 0.8 / max(len(variants), 1)
     estimated = any(g.estimated for g in groups)
@@ -149,15 +157,10 @@ def ratio_figure(rankings: Sequence[GroupRanking], metric: str = TO_TARGET, refe
                 heights.append(found.ratio)
             elif found is not None and found.verdict == NOT_REACHED:
                 missed.append(x)
-        bars = ax.bar(xs, heights, width=width, label=variant)
+        color = f"C{k % 10}"  # the bar's colour, also when it has no bar at all
+        ax.bar(xs, heights, width=width, label=variant, color=color)
         if missed:
-            ax.scatter(
-                missed,
-                [top] * len(missed),
-                marker="x",
-                color=bars.patches[0].get_facecolor() if bars.patches else None,
-                label=f"{variant}: not reached",
-            )
+            ax.scatter(missed, [top] * len(missed), marker="x", color=color, label=f"{variant}: not reached")
     ax.axhline(1.0, color="black", linewidth=0.8, label=reference)
     ax.set_xticks(range(len(groups)), [g.group for g in groups], rotation=30, ha="right")
     what = "joules to target" if metric == TO_TARGET else "joules per call"
@@ -168,7 +171,7 @@ def ratio_figure(rankings: Sequence[GroupRanking], metric: str = TO_TARGET, refe
         else f"Energy per call, relative to {reference} (no accuracy target)"
     )
     ax.set_title(_title(title, estimated))
-    ax.legend(fontsize=7, ncols=2)
+    fig.legend(loc="outside lower center", fontsize=7, ncols=3)
     return fig
 
 
@@ -249,7 +252,7 @@ def write_html(
         images.setdefault(section, []).append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
     body = [f"<h1>{html.escape(title)}</h1>"]
     body += [f"<p>{html.escape(line)}</p>" for line in summary]
-    body += [f"<p class=note>{html.escape(line)}</p>" for line in _factor_lines(machine_energy) + list(notes)]
+    body += [f"<p class=note>{html.escape(line)}</p>" for line in factor_lines(machine_energy) + list(notes)]
     body += images.get("", [])
     for group in rankings:
         headers, rows = table_cells(group)
@@ -259,18 +262,6 @@ def write_html(
     page = folder / PAGE_NAME
     page.write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)), encoding="utf-8")
     return [page, *written]
-
-
-def _factor_lines(machine_energy: Mapping[str, Any] | None) -> list[str]:
-    """The carbon intensity and price the run was saved with (nothing when none was given)."""
-    info = machine_energy or {}
-    lines = []
-    carbon, cost = info.get("carbon"), info.get("cost")
-    if isinstance(carbon, Mapping):
-        lines.append(f"CO2e at {carbon.get('intensity_g_per_kwh')} gCO2e/kWh (source: {carbon.get('source')}).")
-    if isinstance(cost, Mapping):
-        lines.append(f"Cost at {cost.get('price_per_kwh')} {cost.get('currency')}/kWh.")
-    return lines
 
 
 _PAGE = """<!DOCTYPE html>

@@ -32,7 +32,8 @@ OPTIONS: list[options.Option] = [
     (
         "--energy-compressors",
         "energy_compressors",
-        "comma-separated compressor specs, e.g. baseline,stego,prune:amount=0.5 (default: all five).",
+        "comma-separated compressor specs, e.g. baseline,stego,prune:amount=0.5 (default: all five, as the profile "
+        "sets them).",
         {},
     ),
     (
@@ -80,7 +81,7 @@ class EnergyBenchDeprecation(EnergyBenchWarning, DeprecationWarning):
 
 def read_config(config: pytest.Config) -> StudyConfig:
     """Validate every study option; ValueError with a one-line message on the first bad one."""
-    from energy_bench.compress import COMPRESSORS, parse_specs
+    from energy_bench.compress import parse_specs
 
     profile = profiles.get_profile(
         options.get(config, "energy_profile"),
@@ -93,7 +94,7 @@ def read_config(config: pytest.Config) -> StudyConfig:
     models = zoo.parse_models(models_text) if models_text else zoo.MODEL_NAMES
     specs_text = options.get(config, "energy_compressors")
     try:
-        compressors = parse_specs(specs_text or ",".join(COMPRESSORS))
+        compressors = parse_specs(specs_text or profile.compressors)
     except ValueError as exc:
         raise ValueError(f"--energy-compressors: {exc}") from None
     return StudyConfig(

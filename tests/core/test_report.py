@@ -86,11 +86,13 @@ def test_text_report_appends_the_ranking_and_its_summary(saved, capsys) -> None:
     assert "Saved energy at equal accuracy on this hardware: prune-structured (1 of 1); did not: stego, lowrank." in out
     assert "- lowrank: saved energy on none of 1 model; did not reach the target on 1 (resnet18 82.00% after 6" in out
     assert "resnet18-inference: joules per call" in out
+    assert out.rstrip().endswith("CO2e at 300.0 gCO2e/kWh (source: test grid).")  # the factors it was saved with
     data = json.loads(main(["report", str(saved), "--format", "json"]) == 0 and capsys.readouterr().out)
     verdicts = {(row["group"], row["variant"]): row["verdict"] for row in data["ranking"]["rows"]}
     assert verdicts[("resnet18", "lowrank")] == "not reached"
     assert verdicts[("resnet18-inference", "prune-structured")] == "saved"
     assert data["ranking"]["summary"][0].startswith("At equal accuracy")
+    assert data["factors"] == ["CO2e at 300.0 gCO2e/kWh (source: test grid)."]
 
 
 def test_html_page_and_figure_files(saved, tmp_path, capsys) -> None:

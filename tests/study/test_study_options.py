@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from energy_bench.study import profiles, zoo
@@ -174,3 +176,39 @@ def test_missing_pretrained_weights_skip_with_the_file_name(study_libraries, pyt
     )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*alexnet-owt-7be5be79.pth is missing*energy-bench fetch-weights alexnet*"])
+
+
+def test_benchmarks_run_model_by_model_with_the_baselines_training_first(pytester):
+    """benchmarks/conftest.py: the baseline's training benchmark defines the target, so it runs first per model."""
+    benchmarks = Path(__file__).parents[2] / "benchmarks"
+    result = pytester.runpytest(
+        str(benchmarks / "test_compression.py"),
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--energy-models=vgg16,resnet18",
+        "--energy-compressors=stego,baseline",
+    )
+    assert result.ret == 0, result.stdout.str()
+    ids = [line.split("::")[1] for line in result.outlines if "::" in line]
+    assert ids == [
+        "test_train[vgg16-baseline]",
+        "test_train[vgg16-stego]",
+        "test_inference[vgg16-stego]",
+        "test_inference[vgg16-baseline]",
+        "test_train[resnet18-baseline]",
+        "test_train[resnet18-stego]",
+        "test_inference[resnet18-stego]",
+        "test_inference[resnet18-baseline]",
+    ]
+
+
+def test_smoke_profile_runs_its_tuned_compressors_by_default():
+    from energy_bench.compress import parse_specs
+
+    specs = parse_specs(profiles.get_profile("smoke").compressors)
+    assert [s.name for s in specs] == ["baseline", "stego", "prune", "prune-structured", "lowrank"]
+    assert [s.text for s in specs][2:] == ["prune:amount=0.3", "prune-structured:amount=0.15", "lowrank:rank=0.75"]
+    paper = parse_specs(profiles.get_profile("paper").compressors)
+    assert [s.id for s in paper] == ["baseline", "stego", "prune", "prune-structured", "lowrank"]  # library defaults
