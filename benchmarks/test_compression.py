@@ -5,10 +5,12 @@ target is the baseline's held-out accuracy after its fixed rounds (--energy-roun
 (--energy-accuracy-tolerance, 1pt); every compressor fine-tunes round by round from its compressed state until its
 accuracy reaches the target, or --energy-max-rounds pass ("not reached", with the accuracy it got). The record's
 ``extra_info.energy.to_target`` holds the joules and seconds to the target and the accuracy after every round; the
-baseline's own joules to target come from its curve. Each benchmark first trains one unmeasured warm-up round on a
-throwaway copy. ``test_inference[resnet18-stego]`` (group ``<model>-inference``): each round forwards the profile's
-number of held-out images through the compressed model (as compressed, not fine-tuned); the record adds joules per
-1000 images and that model's accuracy.
+baseline's own joules to target come from its curve. Each benchmark first trains one unmeasured warm-up round, then
+puts the model, optimizer and random state back (``Trainer.warm_up_round``).
+
+``test_inference[resnet18-stego]`` (group ``<model>-inference``): each round forwards the profile's number of
+held-out images through the compressed model (as compressed, not fine-tuned); the record adds joules per 1000 images
+and that model's accuracy.
 
 Select with --energy-models / --energy-compressors; size with --energy-profile, --energy-rounds,
 --energy-max-rounds, --energy-batch-size; weights with --energy-weights; data with --energy-data.
@@ -58,9 +60,9 @@ def test_train(study, study_model, study_compressor, compressed_model, energy, b
     profile = study.profile
     dtype = study.train_dtype(compressed_model)
     before = study.accuracy_before(study_model, study_compressor, compressed_model)
-    study.warm_up(compressed_model, study_model)
     model = study.fresh_copy(compressed_model)
     trainer = study.trainer(model, study_model, dtype=dtype)
+    trainer.warm_up_round()  # unmeasured, and undone: the measured rounds start from the compressed state
     baseline = study_compressor.name == "baseline"
     target = None if baseline else study.target(study_model)
     # The baseline's rounds are fixed (they define the target): its watch records accuracy and never stops it.

@@ -301,13 +301,6 @@ class Study:
             self._accuracy_before[key] = self.evaluate(compressed.model, name, dtype=self.train_dtype(compressed))
         return self._accuracy_before[key]
 
-    def warm_up(self, compressed: Compressed, name: str) -> None:
-        """One unmeasured training round on a throwaway copy: the first measured round then finds kernels, caches
-        and the allocator warm, and the model that is measured still starts from its compressed state."""
-        scratch = self.fresh_copy(compressed)
-        self.trainer(scratch, name, dtype=self.train_dtype(compressed)).train_one_round()
-        del scratch
-
     def note_baseline(self, name: str, accuracy: float, rounds: int, nodeid: str) -> None:
         """The baseline benchmark of ``name`` finished its rounds: its accuracy defines the target."""
         if rounds == self.profile.rounds:

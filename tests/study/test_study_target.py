@@ -10,8 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import copy
+
 from energy_bench.compress import parse_spec
-from energy_bench.study import data, profiles
+from energy_bench.study import data, profiles, zoo
 from energy_bench.study.suite import Study, StudyConfig
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks" / "test_compression.py"
@@ -36,11 +38,11 @@ def study():
 
 
 def _benchmark_path(study, spec_text):
-    """What test_train does around energy(): warm-up on a copy, then the profile's rounds on a fresh copy."""
+    """What test_train does around energy(): a fresh copy, its trainer's warm-up round, then the profile's rounds."""
     compressed = study.compressed("resnet18", parse_spec(spec_text))
-    study.warm_up(compressed, "resnet18")
     model = study.fresh_copy(compressed)
     trainer = study.trainer(model, "resnet18", dtype=study.train_dtype(compressed))
+    trainer.warm_up_round()
     for _ in range(study.profile.rounds):
         trainer.train_one_round()
     return study.evaluate(model, "resnet18"), trainer.rounds_done
@@ -66,12 +68,38 @@ def test_target_without_the_baseline_benchmark_matches_the_benchmark(study):
     assert noted.describe()["baseline_accuracy"] == accuracy
 
 
-def test_warm_up_leaves_the_compressed_model_alone(study):
-    compressed = study.compressed("resnet18", parse_spec("prune:amount=0.3"))
-    before = {k: v.clone() for k, v in compressed.model.state_dict().items()}
-    study.warm_up(compressed, "resnet18")
-    for key, value in compressed.model.state_dict().items():
-        assert torch.equal(value, before[key]), key
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_warm_up_round_leaves_no_trace(study, optimizer):
+    """After the warm-up round, training goes exactly as without it: weights, BatchNorm buffers, optimizer state,
+    random state (dropout) and the round counter are back where they were; the optimizer state stays allocated."""
+    from energy_bench.study import train
+
+    def trainer(model):
+        torch.manual_seed(0)
+        return train.Trainer(
+            model,
+            study.data("googlenet"),
+            device=torch.device("cpu"),
+            batch_size=4,
+            optimizer=optimizer,
+            lr=0.01,
+            weight_decay=0.01,
+            steps=2,
+            seed=0,
+        )
+
+    torch.manual_seed(0)
+    model = zoo.build_model("googlenet", 10, 16)  # BatchNorm and dropout
+    fresh = trainer(copy.deepcopy(model))  # seeded: each trainer draws from the same global random state
+    fresh_losses = [fresh.train_one_round() for _ in range(2)]
+    warmed = trainer(copy.deepcopy(model))
+    warmed.warm_up_round()
+    assert warmed.rounds_done == 0 and len(warmed.optimizer.state) > 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(warmed.model.state_dict()[key], value), key
+    assert [warmed.train_one_round() for _ in range(2)] == fresh_losses
+    for key, value in fresh.model.state_dict().items():
+        assert torch.equal(warmed.model.state_dict()[key], value), key
 
 
 def test_compression_recalibrates_batchnorm(study):
