@@ -12,7 +12,8 @@ from typing import Any
 from energy_bench.cli.compare import add_storage_options, open_storage
 from energy_bench.runs import formats, ranking
 from energy_bench.runs.footprint import factor_lines
-from energy_bench.runs.storage import RunLoadError, RunNotFound, load_run_file
+from energy_bench.runs.storage import RunLoadError, RunNotFound, load_run_file, read_json
+from energy_bench.runs.text import printable
 
 EPILOG = """examples:
   energy-bench report                       the latest run saved on this machine
@@ -62,10 +63,9 @@ def load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any
     storage = open_storage(args)
     try:
         path = storage.find(args.run)
-        run = load_run_file(path)
+        return load_run_file(path), read_json(Path(path))  # the same checked reading for both
     except (RunNotFound, RunLoadError) as exc:
-        parser.error(str(exc))
-    return run, json.loads(Path(path).read_text(encoding="utf-8"))
+        parser.error(printable(str(exc)))
 
 
 def run_report(args: argparse.Namespace) -> int:

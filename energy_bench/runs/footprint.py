@@ -19,6 +19,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from energy_bench.runs.text import printable
+
 JOULES_PER_KWH = 3.6e6
 #: recorded as the source when an intensity was given without --energy-carbon-source
 SOURCE_NOT_GIVEN = "not given"
@@ -104,4 +106,4 @@ def factor_lines(machine_energy: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"CO2e at {carbon.get('intensity_g_per_kwh')} gCO2e/kWh (source: {carbon.get('source')}).")
     if isinstance(cost, Mapping):
         lines.append(f"Cost at {cost.get('price_per_kwh')} {cost.get('currency')}/kWh.")
-    return lines
+    return [printable(line) for line in lines]  # read from a file anyone can write

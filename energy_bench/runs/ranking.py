@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from energy_bench.runs.text import format_accuracy, format_number, format_ratio
+from energy_bench.runs.text import format_accuracy, format_number, format_ratio, printable
 
 DEFAULT_REFERENCE = "baseline"
 TO_TARGET = "to target"
@@ -105,7 +105,8 @@ def _number(value: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A name from the file, on one line (names come from files anyone can write: see runs.text.printable)."""
+    return printable(value) if isinstance(value, str) and value else None
 
 
 def _get(bench: Any, key: str) -> Any:
@@ -114,13 +115,13 @@ def _get(bench: Any, key: str) -> Any:
 
 def entry_from(bench: Any) -> Entry:
     """An :class:`Entry` from a saved benchmark (a dict) or a live pytest-benchmark Metadata object."""
-    name = str(_get(bench, "name") or _get(bench, "fullname") or "")
+    name = printable(str(_get(bench, "name") or _get(bench, "fullname") or ""))
     extra = _get(bench, "extra_info")
     extra = extra if isinstance(extra, Mapping) else {}
     group = _text(_get(bench, "group")) or _text(extra.get("model")) or name.split("[", 1)[0]
     variant = _text(extra.get("variant")) or _text(extra.get("compressor")) or _text(_get(bench, "param")) or name
     common = {
-        "fullname": str(_get(bench, "fullname") or name),
+        "fullname": printable(str(_get(bench, "fullname") or name)),
         "group": group,
         "variant": variant,
         "accuracy": _number(extra.get("accuracy")),
@@ -130,7 +131,7 @@ def entry_from(bench: Any) -> Entry:
     if not isinstance(energy, Mapping):
         return Entry(**common)
     if energy.get("error"):
-        return Entry(**common, error=str(energy["error"]))
+        return Entry(**common, error=printable(str(energy["error"])))
     estimated = energy.get("source") == "estimated"
     carbon = energy.get("carbon") if isinstance(energy.get("carbon"), Mapping) else {}
     cost = energy.get("cost") if isinstance(energy.get("cost"), Mapping) else {}
