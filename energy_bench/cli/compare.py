@@ -1,4 +1,4 @@
-"""``energy-bench compare`` (saved runs against a baseline, or their history) and ``energy-bench report`` (one run)."""
+"""``energy-bench compare``: saved runs against a baseline, or their history (``report`` is in :mod:`.report`)."""
 
 from __future__ import annotations
 
@@ -112,18 +112,6 @@ def add_parser(commands) -> None:
     )
     compare.set_defaults(handler=run_compare, subparser=compare)
 
-    report = commands.add_parser("report", help="energy table of one saved run")
-    report.add_argument(
-        "run",
-        nargs="?",
-        default="latest",
-        metavar="RUN",
-        help="run number, JSON file or commit prefix (default: the latest on this machine)",
-    )
-    add_storage_options(report)
-    report.add_argument("--format", choices=formats.FORMATS, default="table", help="output format (default table)")
-    report.set_defaults(handler=run_report, subparser=report)
-
 
 def open_storage(args: argparse.Namespace) -> Storage:
     try:
@@ -149,15 +137,6 @@ def load_specs(parser: argparse.ArgumentParser, storage: Storage, specs: Sequenc
         except RunLoadError as exc:
             skipped(str(exc))
     return runs
-
-
-def run_report(args: argparse.Namespace) -> int:
-    storage = open_storage(args)
-    runs = load_specs(args.subparser, storage, [args.run])
-    if not runs:
-        args.subparser.error(f"{args.run}: not a readable run")
-    print(formats.render_report(runs[0], args.format), end="")
-    return 0
 
 
 def split_baseline(args: argparse.Namespace) -> tuple[str | None, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,7 +34,7 @@ class CompressionResult:
     spec: Spec | None = None
 
 
-# A compressor: fn(model, params, *, eval_fn, example_input) -> CompressionResult, modifying `model` in place
+# A compressor: fn(model, params, *, eval_fn, example_input[, formats]) -> CompressionResult, modifying `model` in place
 # (apply hands it a private copy) or returning a new module.
 Compressor = Callable[..., CompressionResult]
 
@@ -74,16 +75,28 @@ def list_compressors() -> tuple[str, ...]:
 
 
 def apply(
-    model: Any, spec: str | Spec, *, eval_fn: EvalFn | None = None, example_input: Any = None
+    model: Any, spec: str | Spec, *, eval_fn: EvalFn | None = None, example_input: Any = None, formats: Any = None
 ) -> CompressionResult:
     """Compress a deep copy of ``model`` as ``spec`` says (e.g. ``"prune:amount=0.3"``).
 
     ``eval_fn(model) -> accuracy in 0..1`` is needed by ``stego`` (unless ``bits=N``); ``example_input``, a batch
     (N, 3, H, W) on the model's device, by ``prune-structured`` and for the before/after multiply-add counts.
+    ``formats``: the 16-bit torch dtypes the target device runs natively (e.g. ``energy_bench.study.train.
+    native_formats(device)``), for compressors that choose a training format (stego); None = any. Passed only to
+    compressors whose signature has a ``formats`` keyword.
     """
     import torch
 
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
     compressor = get_compressor(parsed.name)
-    result = compressor(copy.deepcopy(model), dict(parsed.params), eval_fn=eval_fn, example_input=example_input)
+    extra = {"formats": formats} if _takes(compressor, "formats") else {}
+    result = compressor(
+        copy.deepcopy(model), dict(parsed.params), eval_fn=eval_fn, example_input=example_input, **extra
+    )
     return replace(result, spec=parsed, dtype=result.dtype if result.dtype is not None else torch.float32)
+
+
+def _takes(fn: Callable[..., Any], keyword: str) -> bool:
+    """Whether ``fn`` accepts ``keyword`` (by name or through ``**kwargs``): older compressors do not."""
+    parameters = inspect.signature(fn).parameters.values()
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

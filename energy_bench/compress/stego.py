@@ -9,12 +9,18 @@ verified with a second, independent random draw; if that fails (non-monotone or 
 draws pass. Each draw uses a generator seeded from (draw, n), so results do not depend on the search order.
 
 Reduction: the n low bits are zeroed (bit ops on the int32 view) and the model is trained in the narrowest format
-that keeps the remaining bits and the weights' range: bfloat16 when n >= 16 (same exponent range as float32), float16
-when n >= 13 and max |w| <= 65504 (weights below float16's normal minimum 2**-14 become subnormal or zero: accepted,
-because the accuracy check below catches any harm), else float32 with zeroed bits. Each candidate format is checked
-by rounding the weights to it (w.to(dtype).to(float32)) and running ``eval_fn``; a failing one gives way to the next
-wider. If even float32 with n zeroed bits fails (zeroing is not random overwriting), n is lowered until it passes.
-The returned model keeps float32 master weights holding exactly the values of the chosen format.
+the device runs natively (``formats``, given by the caller: bfloat16 on CPUs with avx512_bf16/amx_bf16, float16 on
+CPUs with avx512_fp16/amx_fp16, both on CUDA) that the accuracy check accepts, else float32 with the n bits zeroed.
+A device without a native 16-bit format (an AVX2-only CPU) always gets float32: emulated formats run slower.
+Candidates, narrowest first: bfloat16 (7 mantissa bits, float32's exponent range), then float16 (10 mantissa bits;
+only when max |w| <= 65504; weights below its normal minimum 2**-14 become subnormal or zero: accepted, because the
+check catches any harm). With an accuracy check (``eval_fn``), every native format is tried whatever n is: rounding
+to it may drop more bits than n, and the check is what makes that safe. Without one (``bits=N`` and no
+``eval_fn``), only formats that hold the truncated weights exactly: bfloat16 when n >= 16, float16 when n >= 13.
+Each candidate is checked by rounding the weights to it (w.to(dtype).to(float32)) and running ``eval_fn``; a failing
+one gives way to the next. If even float32 with n zeroed bits fails (zeroing is not random overwriting), n is
+lowered until it passes. The returned model keeps float32 master weights holding exactly the values of the chosen
+format.
 """
 
 from __future__ import annotations
@@ -57,13 +63,28 @@ def _check_bits(t: torch.Tensor, bits: int) -> None:
         raise ValueError(f"bits must be in 0..{MANTISSA_BITS}, got {bits}")
 
 
-def dtype_candidates(bits: int, max_abs: float) -> list[torch.dtype]:
-    """Training formats to try, narrowest first, for weights with ``bits`` zeroed low bits and largest |w|."""
+#: the 16-bit formats stego can train in, narrowest mantissa first
+NARROW_FORMATS = (torch.bfloat16, torch.float16)
+#: low-order bits a format drops from float32's 23-bit mantissa (what it holds exactly after truncation)
+DROPPED_BITS = {torch.bfloat16: 16, torch.float16: 13}
+
+
+def dtype_candidates(
+    bits: int, max_abs: float, formats: Sequence[torch.dtype] | None = None, checked: bool = False
+) -> list[torch.dtype]:
+    """Training formats to try, narrowest first, for weights with ``bits`` zeroed low bits and largest |w|.
+
+    ``formats``: the 16-bit formats the device runs natively (None: both). ``checked``: an accuracy check will judge
+    each candidate, so a format is tried even when rounding to it drops more than ``bits`` bits."""
+    native = NARROW_FORMATS if formats is None else tuple(formats)
     candidates = []
-    if bits >= 16:
-        candidates.append(torch.bfloat16)  # 8 exponent bits like float32: range always fits
-    if bits >= 13 and max_abs <= FLOAT16_MAX:
-        candidates.append(torch.float16)
+    for dtype in NARROW_FORMATS:
+        if dtype not in native:
+            continue
+        if dtype == torch.float16 and max_abs > FLOAT16_MAX:
+            continue  # overflow to inf: no check needed to reject it
+        if checked or bits >= DROPPED_BITS[dtype]:
+            candidates.append(dtype)
     candidates.append(torch.float32)
     return candidates
 
@@ -129,11 +150,13 @@ class _Search:
         return low
 
 
-def _choose_format(weights: _Weights, bits: int, search: _Search | None, accept_float32: bool):
+def _choose_format(
+    weights: _Weights, bits: int, search: _Search | None, accept_float32: bool, formats: Sequence[torch.dtype] | None
+):
     """Truncate to ``bits`` and pick the narrowest passing format: (values, dtype, accuracy or None), or None."""
     truncated = weights.truncated(bits)
     max_abs = max((float(t.abs().max()) for t in truncated if t.numel()), default=0.0)
-    for dtype in dtype_candidates(bits, max_abs):
+    for dtype in dtype_candidates(bits, max_abs, formats, checked=search is not None):
         values = [t.to(dtype).to(torch.float32) for t in truncated]
         if search is None:
             return values, dtype, None  # nothing to check against: the rules alone decide
@@ -145,7 +168,7 @@ def _choose_format(weights: _Weights, bits: int, search: _Search | None, accept_
 
 @register("stego")
 @torch.no_grad()
-def stego(model: nn.Module, params, *, eval_fn=None, example_input=None) -> CompressionResult:
+def stego(model: nn.Module, params, *, eval_fn=None, example_input=None, formats=None) -> CompressionResult:
     forced = params.get("bits")
     tolerance = params.get("tolerance", 0.01)  # with bits=N it only judges the candidate formats
     if forced is None and eval_fn is None:
@@ -156,7 +179,8 @@ def stego(model: nn.Module, params, *, eval_fn=None, example_input=None) -> Comp
 
     bits = capacity
     # A user-given n is kept (float32 if no narrower format passes); a searched one is lowered until zeroing passes.
-    while (chosen := _choose_format(weights, bits, search, accept_float32=forced is not None or bits == 0)) is None:
+    accept = forced is not None
+    while (chosen := _choose_format(weights, bits, search, accept or bits == 0, formats)) is None:
         bits -= 1
     values, dtype, accuracy = chosen
     weights.set(values)
@@ -172,9 +196,28 @@ def stego(model: nn.Module, params, *, eval_fn=None, example_input=None) -> Comp
         "dtype": dtype_name,
         "dtype_checked": search is not None,
         "training": "fp32" if dtype == torch.float32 else f"autocast {dtype_name}, fp32 master weights",
+        "native_formats": _format_names(formats),
+        "format_note": _format_note(dtype, bits, formats),
         "evaluations": search.evaluations if search else 0,
         "trials": dict(search.trials) if search else {},
         "parameters_modified": sum(p.numel() for p in weights.params),
         "seed": SEED,
     }
     return CompressionResult(model=model, details=details, dtype=dtype)
+
+
+def _format_names(formats: Sequence[torch.dtype] | None) -> list[str] | str:
+    if formats is None:
+        return "not given: bfloat16 and float16 assumed native"
+    return [str(f).replace("torch.", "") for f in formats]
+
+
+def _format_note(dtype: torch.dtype, bits: int, formats: Sequence[torch.dtype] | None) -> str:
+    """Why this format, in words for the record."""
+    if dtype != torch.float32:
+        dropped = DROPPED_BITS[dtype]
+        how = "exactly" if bits >= dropped else f"rounded ({dropped} low bits dropped), accepted by the accuracy check"
+        return f"{str(dtype).replace('torch.', '')} is native here and holds the weights {how}"
+    if formats is not None and not formats:
+        return f"no native 16-bit format on this device: float32 with {bits} zeroed low bits"
+    return f"no native 16-bit format passed: float32 with {bits} zeroed low bits"

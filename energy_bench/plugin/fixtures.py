@@ -24,6 +24,7 @@ from energy_bench.plugin import openmp, table
 from energy_bench.plugin import rounds as rounds_mod
 from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session
 from energy_bench.runs import record as records
+from energy_bench.runs.footprint import add_footprint
 
 #: usage errors found inside tests (e.g. energy() given a non-callable): they set exit code 4
 USAGE_ERRORS_KEY = pytest.StashKey[list]()
@@ -179,6 +180,7 @@ class EnergyFixture:
             target = until.describe() if isinstance(until, rounds_mod.Target) else {}
             values = until.values if isinstance(until, rounds_mod.Target) else None
             record["to_target"] = records.target_record(done.readings, bool(done.reached), rounds, target, values)
+        add_footprint(record, self._session.settings.footprint)
         self.benchmark.extra_info["energy"] = record
         return done.result
 
@@ -257,6 +259,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     policy = openmp.policy_of(config)
     if policy is not None:
         info.update(policy.describe())
+    info |= session.settings.footprint.describe()
     if info:
         machine_info["energy"] = info
 

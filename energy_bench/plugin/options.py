@@ -89,6 +89,25 @@ OPTIONS: list[Option] = [
         {},
     ),
     (
+        "--energy-carbon-intensity",
+        "energy_carbon_intensity",
+        "grid carbon intensity in gCO2e/kWh: records, table and report add grams CO2e beside joules (default: none).",
+        {},
+    ),
+    (
+        "--energy-carbon-source",
+        "energy_carbon_source",
+        "where the carbon intensity comes from (free text, recorded with it), e.g. 'grid operator, 2025 mean'.",
+        {},
+    ),
+    (
+        "--energy-price",
+        "energy_price",
+        "energy price per kWh: records, table and report add the cost beside joules (needs --energy-currency).",
+        {},
+    ),
+    ("--energy-currency", "energy_currency", "currency of --energy-price, e.g. EUR.", {}),
+    (
         "--energy-compare",
         None,
         "compare with saved runs: NUM or PATH (one run), last:N (the N newest runs of this machine, pooled: "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
 from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
+from energy_bench.runs.footprint import Footprint
 
 # Upper bounds of the numeric options: beyond them a value is a typo (1e9 idle seconds is 30 years of waiting before
 # the first test), not a setting, and would hang or overflow the session instead of measuring.
@@ -24,6 +25,12 @@ MAX_MIN_ROUND_SECONDS = 60.0
 MAX_COOLDOWN_C = 100.0
 #: longest cooldown wait before one round, seconds
 MAX_COOLDOWN_TIMEOUT_S = 3600.0
+#: highest grid intensity accepted, gCO2e/kWh (coal-fired supply is about 1000)
+MAX_CARBON_INTENSITY = 5000.0
+#: highest energy price per kWh accepted (in any currency: some price a kWh in thousands of their unit)
+MAX_PRICE_PER_KWH = 1e6
+#: the longest currency text accepted (a code such as EUR, or a symbol)
+MAX_CURRENCY_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class Settings:
     cooldown_timeout_s: float = DEFAULT_COOLDOWN_TIMEOUT_S
     #: --energy-omp-wait-policy (None: the default); applied before conftests load, see plugin.openmp
     omp_wait_policy: str | None = None
+    #: --energy-carbon-intensity/-source, --energy-price/--energy-currency; empty: no carbon or cost anywhere
+    footprint: Footprint = field(default_factory=Footprint)
 
     def min_round_s(self, meter: Meter) -> float:
         """How long a measured round must last at least: the option, else what the meter needs."""
@@ -128,4 +137,30 @@ def from_config(config: pytest.Config) -> Settings:
         cooldown_c,
         DEFAULT_COOLDOWN_TIMEOUT_S if timeout is None else timeout,
         omp,
+        _parse_footprint(config),
     )
+
+
+def _parse_footprint(config: pytest.Config) -> Footprint:
+    """Carbon intensity and price with what they need: a source is optional, a currency is not."""
+    intensity_value = options.get(config, "energy_carbon_intensity")
+    source = (options.get(config, "energy_carbon_source") or "").strip() or None
+    price_value = options.get(config, "energy_price")
+    currency = (options.get(config, "energy_currency") or "").strip() or None
+    intensity = None
+    if intensity_value is not None:
+        intensity = _parse_float(
+            "--energy-carbon-intensity", intensity_value, minimum=0.0, maximum=MAX_CARBON_INTENSITY
+        )
+    elif source:
+        raise pytest.UsageError("--energy-carbon-source needs --energy-carbon-intensity (gCO2e/kWh)")
+    price = None
+    if price_value is not None:
+        price = _parse_float("--energy-price", price_value, minimum=0.0, maximum=MAX_PRICE_PER_KWH)
+        if not currency:
+            raise pytest.UsageError("--energy-price needs --energy-currency (e.g. EUR): a price alone is ambiguous")
+    elif currency:
+        raise pytest.UsageError("--energy-currency needs --energy-price (price per kWh)")
+    if currency and (len(currency) > MAX_CURRENCY_CHARS or any(c.isspace() for c in currency)):
+        raise pytest.UsageError(f"--energy-currency: {currency!r} is not a currency code or symbol, e.g. EUR")
+    return Footprint(intensity, source, price, currency)

@@ -17,7 +17,8 @@ and ``pytest-benchmark compare`` keep working on the files::
      "temperatures_c": {domain: [°C at the start of each round]},  # only when the meter reads temperatures
      "cooldown": {"margin_c", "timeout_s",  # only with --energy-cooldown and readable temperatures:
                   "waited_s": [per round], "timeouts": [rounds that started still too warm]},
-     "to_target": {...}}                 # only with energy(..., until=...): see target_record()
+     "to_target": {...},                 # only with energy(..., until=...): see target_record()
+     "carbon": {...}, "cost": {...}}     # only with --energy-carbon-intensity / --energy-price: runs.footprint
 
 A benchmark whose meter failed gets ``{"error": reason, "meter": ..., "source": ...}`` instead.
 Quality metrics sit beside it: ``extra_info.accuracy`` (a float in 0..1) and any others recorded.
@@ -137,6 +138,34 @@ def target_record(
         "joules": cumulative_joules[-1],
         "seconds": cumulative_seconds[-1],
         "curve": curve,
+    }
+
+
+def target_from_curve(
+    curve: Mapping[str, Sequence[float]], target: Mapping[str, Any], max_rounds: int
+) -> dict[str, Any]:
+    """The ``to_target`` record of rounds that ran to a fixed count, for a target known only afterwards.
+
+    The baseline of a study defines its target by its accuracy after all its rounds, so its own energy to that
+    target comes from its curve: the first round whose value meets ``target`` (``{"target", "direction",
+    "metric"}``). The whole curve is kept (it may extend past ``rounds``); ``rounds_run`` says how long it is.
+    """
+    threshold = float(target["target"])
+    at_least = target.get("direction", "at_least") == "at_least"
+    values = [float(v) for v in curve.get("value", [])]
+    joules = [float(j) for j in curve["joules"]]
+    seconds = [float(s) for s in curve["seconds"]]
+    met = [i for i, v in enumerate(values) if (v >= threshold if at_least else v <= threshold)]
+    end = met[0] if met else len(joules) - 1
+    return {
+        **dict(target),
+        "reached": bool(met),
+        "rounds": end + 1,
+        "max_rounds": int(max_rounds),
+        "joules": joules[end],
+        "seconds": seconds[end],
+        "curve": {"joules": joules, "seconds": seconds, "value": values},
+        "rounds_run": len(joules),
     }
 
 

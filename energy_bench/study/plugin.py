@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from energy_bench.errors import EnergyBenchWarning
 from energy_bench.plugin import options
 
 from . import data, profiles, weights, zoo
@@ -31,7 +32,8 @@ OPTIONS: list[options.Option] = [
     (
         "--energy-compressors",
         "energy_compressors",
-        "comma-separated compressor specs, e.g. baseline,stego,prune:amount=0.5 (default: all five).",
+        "comma-separated compressor specs, e.g. baseline,stego,prune:amount=0.5 (default: all five, as the profile "
+        "sets them).",
         {},
     ),
     (
@@ -41,7 +43,25 @@ OPTIONS: list[options.Option] = [
         {},
     ),
     ("--energy-weights", "energy_weights", "study weights: pretrained|self|random|PATH (default: the profile's).", {}),
-    ("--energy-epochs", "energy_epochs", "measured training rounds per benchmark, overriding the profile.", {}),
+    (
+        "--energy-rounds",
+        "energy_rounds",
+        "the baseline's fine-tuning rounds, which define each model's target accuracy (default: the profile's).",
+        {},
+    ),
+    ("--energy-epochs", "energy_epochs", "deprecated alias of --energy-rounds (a round need not be an epoch).", {}),
+    (
+        "--energy-max-rounds",
+        "energy_max_rounds",
+        "cap on a compressor's fine-tuning rounds to the target; 'not reached' past it (default: the profile's).",
+        {},
+    ),
+    (
+        "--energy-accuracy-tolerance",
+        "energy_accuracy_tolerance",
+        "target = the baseline's accuracy after its rounds minus this many points, e.g. 0.5pt (default 1pt).",
+        {},
+    ),
     ("--energy-batch-size", "energy_batch_size", "training batch size, overriding the profile.", {}),
 ]
 
@@ -55,20 +75,26 @@ STUDY_CONFIG_KEY = pytest.StashKey[StudyConfig]()
 STUDY_DATA_KEY = pytest.StashKey[dict]()
 
 
+class EnergyBenchDeprecation(EnergyBenchWarning, DeprecationWarning):
+    """A study option that still works under an old name."""
+
+
 def read_config(config: pytest.Config) -> StudyConfig:
     """Validate every study option; ValueError with a one-line message on the first bad one."""
-    from energy_bench.compress import COMPRESSORS, parse_specs
+    from energy_bench.compress import parse_specs
 
     profile = profiles.get_profile(
         options.get(config, "energy_profile"),
-        epochs=options.get(config, "energy_epochs"),
+        rounds=rounds_option(config),
+        max_rounds=options.get(config, "energy_max_rounds"),
         batch_size=options.get(config, "energy_batch_size"),
+        tolerance=options.get(config, "energy_accuracy_tolerance"),
     )
     models_text = options.get(config, "energy_models")
     models = zoo.parse_models(models_text) if models_text else zoo.MODEL_NAMES
     specs_text = options.get(config, "energy_compressors")
     try:
-        compressors = parse_specs(specs_text or ",".join(COMPRESSORS))
+        compressors = parse_specs(specs_text or profile.compressors)
     except ValueError as exc:
         raise ValueError(f"--energy-compressors: {exc}") from None
     return StudyConfig(
@@ -78,6 +104,20 @@ def read_config(config: pytest.Config) -> StudyConfig:
         data=data.check_source(options.get(config, "energy_data")),
         weights=weights.check_option(options.get(config, "energy_weights")),
     )
+
+
+def rounds_option(config: pytest.Config) -> str | None:
+    """--energy-rounds, or its deprecated alias --energy-epochs (with a warning); the new name wins."""
+    rounds, epochs = options.get(config, "energy_rounds"), options.get(config, "energy_epochs")
+    if epochs in (None, ""):
+        return rounds
+    message = "--energy-epochs (energy_epochs) is deprecated: use --energy-rounds (energy_rounds)"
+    if rounds not in (None, ""):
+        message += f"; --energy-rounds={rounds} wins over --energy-epochs={epochs}"
+    config.issue_config_time_warning(EnergyBenchDeprecation(message), stacklevel=2)
+    if rounds not in (None, ""):
+        return rounds
+    return str(profiles.positive_int("--energy-epochs", epochs))  # the error names the option given
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -172,3 +212,32 @@ def compressed_model(study: Study, study_model: str, study_compressor: Any) -> A
     Shared by the session's tests: copy it before training."""
     _weights_or_skip(study, study_model)
     return study.compressed(study_model, study_compressor)
+
+
+# ---------------------------------------------------------------------------- the study's verdict
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config):
+    # Outermost wrapper: printed after pytest-benchmark's table and the harness's energy table.
+    try:
+        return (yield)
+    finally:
+        write_study_summary(terminalreporter, config)
+
+
+def write_study_summary(terminalreporter, config: pytest.Config) -> None:
+    """Each model's compressors ranked by joules to the baseline's accuracy, and what saved energy."""
+    from energy_bench.runs import ranking
+
+    bench_session = getattr(config, "_benchmarksession", None)
+    if bench_session is None or STUDY_CONFIG_KEY not in config.stash:
+        return
+    studied = [b for b in bench_session.benchmarks if b and isinstance(b.extra_info.get("compressor"), str)]
+    rankings = ranking.rank(studied)
+    if not ranking.summary_lines(rankings):
+        return
+    terminalreporter.ensure_newline()
+    terminalreporter.write_sep("-", "energy-bench study: energy to the baseline's accuracy")
+    for line in ranking.render_rankings(rankings).splitlines():
+        terminalreporter.write_line(line)

@@ -12,6 +12,7 @@ torch-pruning.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from .profiles import Profile
 
 # Compressions quicker than this are redone rather than stored: reading a big model back costs about as much.
 CACHE_MIN_SECONDS = 2.0
+# Accuracies are ratios of counts: the target threshold absorbs float noise of "baseline - tolerance".
+ACCURACY_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,28 @@ class StudyConfig:
     @property
     def weights_source(self) -> str:
         return self.weights or self.profile.weights
+
+
+@dataclass(frozen=True)
+class AccuracyTarget:
+    """What every compressor of a model fine-tunes to: the baseline's accuracy after its rounds, minus a tolerance."""
+
+    accuracy: float  # the threshold to reach
+    baseline_accuracy: float
+    tolerance: float
+    baseline_rounds: int
+    source: str  # where the baseline's accuracy came from
+
+    def describe(self) -> dict[str, Any]:
+        """Plain JSON for ``extra_info.target``."""
+        return {
+            "metric": "accuracy",
+            "accuracy": self.accuracy,
+            "baseline_accuracy": self.baseline_accuracy,
+            "tolerance": self.tolerance,
+            "baseline_rounds": self.baseline_rounds,
+            "source": self.source,
+        }
 
 
 @dataclass
@@ -57,6 +82,8 @@ class Study:
         self._data: dict[int, Any] = dict(data or {})  # image size -> StudyData (the plugin's check loads one)
         self._pretrained: dict[str, tuple[Any, dict[str, Any]]] = {}
         self._compressed: dict[tuple[str, str], Compressed] = {}
+        self._baseline: dict[str, tuple[float, str]] = {}  # model -> (accuracy after its rounds, where from)
+        self._accuracy_before: dict[tuple[str, str], float] = {}
 
     # --- inputs ---------------------------------------------------------------------------------------------------
     def image_size(self, name: str) -> int:
@@ -191,11 +218,31 @@ class Study:
                 result = compress.CompressionResult(saved.model, saved.details, saved.dtype, spec)
                 return result, saved.seconds, True
         start = time.perf_counter()
-        result = compress.apply(base, spec, eval_fn=lambda m: self.evaluate(m, name), example_input=example)
+        result = self._apply(name, spec, base, example)
         seconds = time.perf_counter() - start
         if path is not None and seconds >= CACHE_MIN_SECONDS:
             stored.save(path, base, result, seconds, ident, example)
         return result, seconds, False
+
+    def _apply(self, name: str, spec: Any, base: Any, example: Any) -> Any:
+        """compress.apply for this device's formats, then BatchNorm statistics recomputed on train images.
+
+        Removing channels or factorizing layers shifts every later layer's input, so the running statistics a model
+        was trained with no longer fit and it scores near chance in eval mode until fine-tuning has slowly replaced
+        them; recomputing them (as the ``self`` pretraining does) is part of compressing. Every compressor's model,
+        the baseline's included, gets it, so none is favoured; a model whose weights are unchanged gets back the
+        same statistics."""
+        from energy_bench import compress
+
+        from .train import recalibrate_batchnorm
+
+        result = compress.apply(
+            base, spec, eval_fn=lambda m: self.evaluate(m, name), example_input=example, formats=self.formats
+        )
+        samples = self.profile.recalibration_samples
+        layers = recalibrate_batchnorm(result.model, self.data(name), device=self.device, samples=samples)
+        result.details["batchnorm_recalibration"] = {"layers": layers, "train_samples": samples if layers else 0}
+        return result
 
     def _compressed_ident(self, name: str, spec: Any, weights_info: dict[str, Any]) -> dict[str, Any] | None:
         """What a compression is computed from, by content (no paths); None when the weights have no identity."""
@@ -223,6 +270,8 @@ class Study:
             "seed": self.profile.seed,
             "versions": versions(),
             "code": source_sha256(importlib.import_module(compressor.__module__)),
+            "formats": [str(f) for f in self.formats],  # stego's choice depends on the device's native formats
+            "recalibration": self.profile.recalibration_samples,
         }
 
     def _compressed_cache_path(self, name: str, spec: Any, ident: dict[str, Any] | None) -> Any | None:
@@ -236,3 +285,44 @@ class Study:
 
     def fresh_copy(self, compressed: Compressed) -> Any:
         return copy.deepcopy(compressed.model)
+
+    @functools.cached_property
+    def formats(self) -> tuple[Any, ...]:
+        """The 16-bit formats this session's device runs natively (stego chooses among them)."""
+        from .train import native_formats
+
+        return native_formats(self.device)
+
+    # --- fine-tuning to the baseline's accuracy ----------------------------------------------------------------------
+    def accuracy_before(self, name: str, spec: Any, compressed: Compressed) -> float:
+        """Held-out accuracy of the compressed model before any fine-tuning (once per session)."""
+        key = (name, spec.text)
+        if key not in self._accuracy_before:
+            self._accuracy_before[key] = self.evaluate(compressed.model, name, dtype=self.train_dtype(compressed))
+        return self._accuracy_before[key]
+
+    def note_baseline(self, name: str, accuracy: float, rounds: int, nodeid: str) -> None:
+        """The baseline benchmark of ``name`` finished its rounds: its accuracy defines the target."""
+        if rounds == self.profile.rounds:
+            self._baseline[name] = (float(accuracy), f"baseline benchmark {nodeid}")
+
+    def target(self, name: str) -> AccuracyTarget:
+        """The accuracy every compressor of ``name`` fine-tunes to. Taken from the baseline benchmark when it ran in
+        this session, else from fine-tuning the baseline the same way, unmeasured (once per session): the target
+        never depends on which tests were selected or in what order they ran."""
+        if name not in self._baseline:
+            self._baseline[name] = (self._fine_tune_baseline(name), "baseline fine-tuned unmeasured (not run yet)")
+        accuracy, source = self._baseline[name]
+        tolerance = self.profile.accuracy_tolerance
+        return AccuracyTarget(accuracy - tolerance - ACCURACY_EPS, accuracy, tolerance, self.profile.rounds, source)
+
+    def _fine_tune_baseline(self, name: str) -> float:
+        """The baseline's accuracy after the profile's rounds, trained exactly as its benchmark trains it."""
+        from energy_bench.compress import parse_spec
+
+        compressed = self.compressed(name, parse_spec("baseline"))
+        model = self.fresh_copy(compressed)
+        trainer = self.trainer(model, name, dtype=self.train_dtype(compressed))
+        for _ in range(self.profile.rounds):
+            trainer.train_one_round()
+        return self.evaluate(model, name, dtype=self.train_dtype(compressed))

@@ -34,6 +34,7 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: f
     raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adamw")
 
 
+#: CPU feature flags that mean native arithmetic in a 16-bit format (without them torch emulates it, slowly)
 _CPU_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"), torch.float16: ("avx512_fp16", "amx_fp16")}
 
 
@@ -47,16 +48,30 @@ def cpu_flags() -> frozenset:
         return frozenset()
 
 
+def native_formats(device: torch.device) -> tuple[torch.dtype, ...]:
+    """The 16-bit formats ``device`` runs natively, narrowest mantissa first: what stego may choose (passed to
+    ``compress.apply(formats=...)``) and what training_dtype autocasts to. CUDA: float16, and bfloat16 where the
+    GPU supports it; a CPU: those its feature flags name (none on an AVX2-only CPU); other devices: none."""
+    if device.type == "cuda":
+        bf16 = (torch.bfloat16,) if torch.cuda.is_bf16_supported() else ()
+        return (*bf16, torch.float16)
+    if device.type == "cpu":
+        flags = cpu_flags()
+        return tuple(dtype for dtype, needs in _CPU_FLAGS.items() if flags & set(needs))
+    return ()
+
+
 def training_dtype(device: torch.device, wanted: torch.dtype | None) -> tuple[torch.dtype | None, str]:
-    """The dtype to autocast to and why. A CPU without native bf16/fp16 instructions emulates them, several times
-    slower than float32, so there the narrow format is kept in the weights' values (the truncated bits stay zero)
-    but the arithmetic runs in float32."""
+    """The dtype to autocast to and why. A format the device does not run natively (see native_formats) is
+    emulated, several times slower than float32, so there the narrow format is kept in the weights' values (the
+    truncated bits stay zero) but the arithmetic runs in float32."""
     if wanted is None or wanted == torch.float32:
         return torch.float32, "float32"
-    if device.type == "cpu" and not cpu_flags() & set(_CPU_FLAGS.get(wanted, ())):
-        name = str(wanted).replace("torch.", "")
-        return torch.float32, f"float32: this CPU has no native {name} instructions ({'/'.join(_CPU_FLAGS[wanted])})"
-    return wanted, f"autocast {str(wanted).replace('torch.', '')}, fp32 master weights"
+    name = str(wanted).replace("torch.", "")
+    if wanted not in native_formats(device):
+        flags = f" ({'/'.join(_CPU_FLAGS[wanted])})" if device.type == "cpu" and wanted in _CPU_FLAGS else ""
+        return torch.float32, f"float32: this {device.type.upper()} has no native {name} instructions{flags}"
+    return wanted, f"autocast {name}, fp32 master weights"
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
@@ -108,6 +123,33 @@ class Trainer:
         needed = self.steps * self.batch_size
         chunks = [torch.randperm(n, generator=generator) for _ in range(-(-needed // n))]
         return torch.cat(chunks)[:needed].tolist()
+
+    def warm_up_round(self) -> None:
+        """One unmeasured round that leaves no trace: trains, then puts back the model's weights and buffers, the
+        optimizer's state (zeroed in place, which is how AdamW and SGD without dampening start), the random state
+        and the round counter.
+
+        It warms what the measured rounds use, on their own objects: kernels for these shapes, the gradients and
+        the optimizer state that the first step allocates (for vgg16 over a gigabyte, whose first touch otherwise
+        lands in the first measured round). A throwaway copy could not warm those.
+        """
+        saved = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
+        self.train_one_round()
+        with torch.no_grad():
+            self.model.load_state_dict(saved)
+        for state in self.optimizer.state.values():
+            for value in state.values():
+                if torch.is_tensor(value):
+                    value.zero_()
+        if self.scaler is not None:
+            self.scaler = torch.amp.GradScaler("cuda")
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        self.rounds_done = 0
+        self.last_loss = float("nan")
 
     def train_one_round(self) -> float:
         """One round of training; returns the mean loss. Synchronizes the device at the end (for the meter)."""

@@ -56,13 +56,20 @@ def test_bit_operations_reject_other_dtypes_and_counts():
         truncate_bits(torch.ones(2), 24)
 
 
-@settings(max_examples=200, deadline=None)
-@given(bit_counts, st.floats(0, 1e6))
-def test_format_rules(n, max_abs):
-    candidates = dtype_candidates(n, max_abs)
+NATIVE = st.sampled_from([None, (), (torch.bfloat16,), (torch.float16,), (torch.bfloat16, torch.float16)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(bit_counts, st.floats(0, 1e6), NATIVE, st.booleans())
+def test_format_rules(n, max_abs, formats, checked):
+    candidates = dtype_candidates(n, max_abs, formats, checked=checked)
+    native = (torch.bfloat16, torch.float16) if formats is None else formats
     assert candidates[-1] == torch.float32 and candidates.count(torch.float32) == 1
-    assert (torch.bfloat16 in candidates) == (n >= 16)
-    assert (torch.float16 in candidates) == (n >= 13 and max_abs <= FLOAT16_MAX)
+    # only native formats; exact fits unless an accuracy check judges them; float16 never past its range
+    assert (torch.bfloat16 in candidates) == (torch.bfloat16 in native and (checked or n >= 16))
+    assert (torch.float16 in candidates) == (
+        torch.float16 in native and (checked or n >= 13) and max_abs <= FLOAT16_MAX
+    )
     if torch.bfloat16 in candidates:
         assert candidates[0] == torch.bfloat16  # narrowest first
 
@@ -119,7 +126,7 @@ def test_capacity_found_and_accuracy_kept(digits_mlp):
         assert d["trials"][str(d["capacity_bits"] + 1)] < d["baseline_accuracy"] - 0.01
     assert _low_bits_zero(result.model, d["truncated_bits"])
     assert result.dtype == getattr(torch, d["dtype"])
-    assert result.dtype in dtype_candidates(d["truncated_bits"], 0.0)
+    assert result.dtype in dtype_candidates(d["truncated_bits"], 0.0, checked=True)
     assert (d["training"] == "fp32") == (result.dtype == torch.float32)
     # buffers (BatchNorm running statistics) are left alone; the caller's model is untouched
     for name, buffer in result.model.named_buffers():
@@ -177,3 +184,57 @@ def test_failing_narrow_format_falls_back_to_a_wider_one():
 def test_non_float32_parameters_are_a_clear_error():
     with pytest.raises(ValueError, match="float32 parameters.*float64"):
         apply(nn.Linear(2, 2).double(), "stego:bits=3")
+
+
+# --- the device's native formats -------------------------------------------------------------------------------
+
+
+def test_a_cpu_without_native_16_bit_formats_gets_float32_with_zeroed_bits(digits_mlp):
+    model, accuracy = digits_mlp
+    result = apply(model, "stego:tolerance=0.01", eval_fn=accuracy, formats=())
+    d = result.details
+    assert result.dtype == torch.float32 and d["native_formats"] == []
+    assert (
+        d["format_note"]
+        == f"no native 16-bit format on this device: float32 with {d['truncated_bits']} zeroed low bits"
+    )
+    assert _low_bits_zero(result.model, d["truncated_bits"]) and d["truncated_bits"] > 0
+    assert apply(model, "stego:bits=18", formats=()).dtype == torch.float32  # even an exact fit: not native
+
+
+def test_native_bfloat16_is_tried_below_16_bits_and_kept_when_the_check_accepts_it():
+    # Weights that bfloat16 holds exactly: rounding to it loses nothing, so the check accepts it even at n = 4.
+    model = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.5, -2.0, 0.375]]))
+    exact = lambda m: float(torch.equal(m.weight, torch.tensor([[1.0, 0.5, -2.0, 0.375]])))  # noqa: E731
+    result = apply(model, "stego:bits=4", eval_fn=exact, formats=(torch.bfloat16,))
+    assert result.dtype == torch.bfloat16 and result.details["native_formats"] == ["bfloat16"]
+    assert "rounded (16 low bits dropped), accepted by the accuracy check" in result.details["format_note"]
+    assert apply(model, "stego:bits=4", formats=(torch.bfloat16,)).dtype == torch.float32  # unchecked: no
+    # a weight bfloat16 cannot hold: the check rejects it, float16 (native too) holds it
+    with torch.no_grad():
+        model.weight[0, 3] = 1 + 2**-10
+    exact = lambda m: float(m.weight[0, 3].item() == 1 + 2**-10)  # noqa: E731
+    both = apply(model, "stego:bits=4", eval_fn=exact, formats=(torch.bfloat16, torch.float16))
+    assert both.dtype == torch.float16 and both.details["accuracy"] == 1.0
+
+
+def test_apply_passes_formats_only_to_compressors_that_take_them():
+    from energy_bench.compress import register
+    from energy_bench.compress.registry import CompressionResult
+
+    seen = {}
+
+    @register("old-style-test")
+    def old_style(model, params, *, eval_fn=None, example_input=None):
+        return CompressionResult(model=model)
+
+    @register("new-style-test")
+    def new_style(model, params, *, eval_fn=None, example_input=None, formats=None):
+        seen["formats"] = formats
+        return CompressionResult(model=model)
+
+    apply(nn.Linear(1, 1), "old-style-test", formats=(torch.float16,))
+    apply(nn.Linear(1, 1), "new-style-test", formats=(torch.float16,))
+    assert seen["formats"] == (torch.float16,)

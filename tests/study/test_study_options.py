@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from energy_bench.study import profiles, zoo
@@ -23,7 +25,11 @@ def run_with_study(pytester, *args):
         (["--energy-models=resnet18,bogus"], "unknown model(s) 'bogus'; valid models: densenet121, resnet18,"),
         (["--energy-compressors=baseline,squash"], "--energy-compressors: unknown compressor 'squash'"),
         (["--energy-profile=huge"], "unknown --energy-profile 'huge'; valid profiles: smoke, paper"),
+        (["--energy-rounds=0"], "--energy-rounds must be a positive integer"),
         (["--energy-epochs=0"], "--energy-epochs must be a positive integer"),
+        (["--energy-max-rounds=two"], "--energy-max-rounds must be a positive integer, got 'two'"),
+        (["--energy-accuracy-tolerance=1%"], "--energy-accuracy-tolerance must be accuracy points such as 1pt"),
+        (["--energy-accuracy-tolerance=-1pt"], "--energy-accuracy-tolerance must be between 0pt and 100pt"),
         (["--energy-batch-size=x"], "--energy-batch-size must be a positive integer"),
         (["--energy-data=imagenet"], "unknown data set 'imagenet'"),
         (["--energy-weights=/no/such.pt"], "--energy-weights=/no/such.pt: not one of pretrained, self, random"),
@@ -105,9 +111,39 @@ def test_defaults_cover_every_model_and_compressor(pytester):
 
 
 def test_profile_overrides():
-    profile = profiles.get_profile(None, epochs="2", batch_size="16")
-    assert (profile.name, profile.rounds, profile.batch_size) == ("smoke", 2, 16)
+    profile = profiles.get_profile(None, rounds="2", max_rounds="9", batch_size="16", tolerance="0.5pt")
+    assert (profile.name, profile.rounds, profile.max_rounds, profile.batch_size) == ("smoke", 2, 9, 16)
+    assert profile.accuracy_tolerance == pytest.approx(0.005)
+    assert profiles.get_profile(None).accuracy_tolerance == pytest.approx(0.01)  # 1pt by default
     assert profiles.get_profile("paper").image_size == 224
+
+
+@pytest.mark.parametrize("text, fraction", [("1pt", 0.01), ("2.5 pt", 0.025), ("0", 0.0), ("1", 0.01)])
+def test_tolerance_is_in_accuracy_points(text, fraction):
+    assert profiles.parse_tolerance(text) == pytest.approx(fraction)
+
+
+ROUNDS_TEST = """
+def test_rounds(study_config):
+    print("ROUNDS", study_config.profile.rounds, study_config.profile.max_rounds)
+"""
+
+
+def test_energy_epochs_is_a_deprecated_alias_of_energy_rounds(pytester):
+    pytester.makepyfile(ROUNDS_TEST)
+    result = run_with_study(pytester, "-s", "--energy-epochs=3")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*ROUNDS 3 *", "*--energy-epochs (energy_epochs) is deprecated: use --energy-rounds*"])
+    result = run_with_study(pytester, "-s", "--energy-epochs=3", "--energy-rounds=4", "--energy-max-rounds=6")
+    result.stdout.fnmatch_lines(["*ROUNDS 4 6*", "*--energy-rounds=4 wins over --energy-epochs=3*"])
+
+
+def test_rounds_options_have_ini_twins(pytester):
+    pytester.makepyfile(ROUNDS_TEST)
+    pytester.makeini("[pytest]\nenergy_rounds = 2\nenergy_max_rounds = 7\nenergy_accuracy_tolerance = 2pt\n")
+    result = run_with_study(pytester, "-s")
+    result.stdout.fnmatch_lines(["*ROUNDS 2 7*"])
+    assert "deprecated" not in result.stdout.str()
 
 
 def test_model_sizes():
@@ -140,3 +176,39 @@ def test_missing_pretrained_weights_skip_with_the_file_name(study_libraries, pyt
     )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*alexnet-owt-7be5be79.pth is missing*energy-bench fetch-weights alexnet*"])
+
+
+def test_benchmarks_run_model_by_model_with_the_baselines_training_first(pytester):
+    """benchmarks/conftest.py: the baseline's training benchmark defines the target, so it runs first per model."""
+    benchmarks = Path(__file__).parents[2] / "benchmarks"
+    result = pytester.runpytest(
+        str(benchmarks / "test_compression.py"),
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--energy-models=vgg16,resnet18",
+        "--energy-compressors=stego,baseline",
+    )
+    assert result.ret == 0, result.stdout.str()
+    ids = [line.split("::")[1] for line in result.outlines if "::" in line]
+    assert ids == [
+        "test_train[vgg16-baseline]",
+        "test_train[vgg16-stego]",
+        "test_inference[vgg16-stego]",
+        "test_inference[vgg16-baseline]",
+        "test_train[resnet18-baseline]",
+        "test_train[resnet18-stego]",
+        "test_inference[resnet18-stego]",
+        "test_inference[resnet18-baseline]",
+    ]
+
+
+def test_smoke_profile_runs_its_tuned_compressors_by_default():
+    from energy_bench.compress import parse_specs
+
+    specs = parse_specs(profiles.get_profile("smoke").compressors)
+    assert [s.name for s in specs] == ["baseline", "stego", "prune", "prune-structured", "lowrank"]
+    assert [s.text for s in specs][2:] == ["prune:amount=0.3", "prune-structured:amount=0.15", "lowrank:rank=0.75"]
+    paper = parse_specs(profiles.get_profile("paper").compressors)
+    assert [s.id for s in paper] == ["baseline", "stego", "prune", "prune-structured", "lowrank"]  # library defaults

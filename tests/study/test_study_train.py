@@ -60,6 +60,35 @@ def test_training_dtype_on_cpu(monkeypatch):
     assert train.training_dtype(CPU, torch.bfloat16) == (torch.bfloat16, "autocast bfloat16, fp32 master weights")
 
 
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        ({"avx", "avx2", "fma"}, ()),  # this VM's kind: float32 only
+        ({"avx2", "avx512f", "avx512_bf16"}, (torch.bfloat16,)),  # Cooper Lake, Zen 4
+        ({"avx512f", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16"}, (torch.bfloat16, torch.float16)),
+    ],
+)
+def test_native_formats_follow_the_cpu_flags_and_agree_with_training_dtype(monkeypatch, flags, native):
+    monkeypatch.setattr(train, "cpu_flags", lambda: frozenset(flags))
+    assert train.native_formats(CPU) == native
+    for dtype in (torch.bfloat16, torch.float16):
+        trained_in, why = train.training_dtype(CPU, dtype)
+        assert (trained_in == dtype) == (dtype in native), why
+
+
+def test_stego_in_the_study_chooses_among_the_devices_formats(monkeypatch, digits):
+    """The study passes its device's native formats to stego: an AVX2 CPU gets float32, a bf16 CPU may get bf16."""
+    from energy_bench.compress import apply
+
+    torch.manual_seed(0)
+    model = zoo.build_model("resnet18", digits.num_classes, 16)
+    for flags in ({"avx2"}, {"avx512_bf16"}):
+        monkeypatch.setattr(train, "cpu_flags", lambda flags=flags: frozenset(flags))
+        result = apply(model, "stego:bits=18", formats=train.native_formats(CPU))
+        assert result.dtype == (torch.bfloat16 if "avx512_bf16" in flags else torch.float32)
+        assert train.training_dtype(CPU, result.dtype)[0] == result.dtype  # trained in what was chosen
+
+
 def test_bfloat16_autocast_round_runs(digits):
     t = _trainer(digits, steps=1)
     t.dtype = torch.bfloat16
