@@ -99,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=40, help="measured training steps per configuration")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured steps first")
+    parser.add_argument("--json", metavar="PATH", help="also write the table as JSON (rows, headers, the CPU model)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -112,6 +113,22 @@ def main() -> None:
     ]
     headers = ["configuration", "threads", "CPU s/step (estimate)", "CV %", "wall s/step"]
     print(tabulate(rows, headers=headers, disable_numparse=True))
+    if args.json:
+        figures = {"headers": headers, "rows": rows, "cpu": cpu_model(), "cores": os.cpu_count(), "steps": args.steps}
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(figures, out, indent=1)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux); "unknown" elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ machine. Each test records its counts and rates in ``extra_info`` and prints a t
   separate session: no false alarm; then a session whose training rounds are 20 % heavier (5 optimizer steps per
   round, then 6: ``ENERGY_BENCH_TRAIN_STEPS`` in ``benchmarks/test_compression.py``) must fail on training joules.
 
-    pytest benchmarks/field --energy-field -s                              # the full figures
+    pytest benchmarks/field --energy-field -s -o faulthandler_timeout=0            # the full figures
     pytest benchmarks/field --energy-field -s --energy-field-reruns=2 --energy-field-baselines=2   # a quick check
+
+``-o faulthandler_timeout=0``: the repository's pytest configuration dumps the stacks of a test that runs longer
+than 5 minutes, and a field benchmark does by design.
 """
 
 from __future__ import annotations
