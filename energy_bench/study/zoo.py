@@ -125,19 +125,3 @@ def replace_head(name: str, model: Any, num_classes: int) -> None:
     setattr(parent, attr, new_head.to(head.weight.device))
     if hasattr(model, "num_classes"):
         model.num_classes = num_classes
-
-
-def count_parameters(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def parameter_table(num_classes: int = 1000, image_size: int = 224) -> tuple[tuple[str, int, float], ...]:
-    """(name, parameters as built here, paper millions) for every model: the README's table."""
-    return tuple(
-        (
-            name,
-            count_parameters(build_model(name, num_classes, input_size(name, image_size))),
-            MODELS[name].paper_params,
-        )
-        for name in MODEL_NAMES
-    )
