@@ -71,11 +71,177 @@ def render_options() -> str:
 # ---------------------------------------------------------------------------- measured results
 
 
+#: the study's two sessions on one machine (the first cold: pretraining and compression included)
+STUDY_RUNS = ("study-1.json", "study-2.json")
+
+
 def _load(name: str) -> Any:
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"options": render_options}
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _machine(run: dict[str, Any]) -> str:
+    info = run.get("machine_info", {})
+    cpu = info.get("cpu", {})
+    energy = info.get("energy", {})
+    flags = set(cpu.get("flags", []))
+    kind = "avx512_bf16" if "avx512_bf16" in flags else "AVX2 only (no avx512_bf16)" if "avx2" in flags else "?"
+    text = f"{cpu.get('brand_raw', 'unknown CPU')}, {cpu.get('count', '?')} logical cores, {kind}; "
+    text += f"Python {info.get('python_version', '?')}"
+    if energy:  # a run of energy benchmarks (the field benchmarks' own run has none: its sessions do)
+        text += f"; meter `{energy.get('meter', '?')}` ({energy.get('source', '?')} joules)"
+    return text
+
+
+def render_study_machine() -> str:
+    run = _load(STUDY_RUNS[0])
+    return f"Machine: {_machine(run)}. Commit `{run.get('commit_info', {}).get('id', '?')[:10]}`."
+
+
+def render_study_times() -> str:
+    rows = []
+    for label, name in zip(("1 (cold: empty cache)", "2 (warm)"), STUDY_RUNS, strict=True):
+        run = _load(name)
+        energy = run["machine_info"].get("energy", {})
+        seconds = energy.get("session_seconds")
+        measured = sum(b["stats"]["total"] for b in run["benchmarks"])
+        rows.append(
+            [label, f"{seconds / 60:.1f} min" if seconds else "?", f"{measured / 60:.1f} min", len(run["benchmarks"])]
+        )
+    return _table(["session", "wall time until saved", "in measured rounds", "benchmarks"], rows)
+
+
+def _train_rankings(name: str) -> list[Any]:
+    from energy_bench.runs import ranking
+
+    run = _load(name)
+    return ranking.rank(b for b in run["benchmarks"] if "::test_train[" in b["fullname"])
+
+
+def render_study_ranking() -> str:
+    """Per model and compressor: joules to target against the baseline in both sessions, rounds, accuracy."""
+    from energy_bench.runs.text import format_accuracy, format_ratio
+
+    sessions = [{(g.group, r.entry.variant): r for g in _train_rankings(n) for r in g.ranked} for n in STUDY_RUNS]
+    rows = []
+    for key, first in sessions[0].items():
+        second = sessions[1].get(key)
+        if key[1] == "baseline":
+            continue
+        e = first.entry
+        rounds = f"{e.rounds}/{e.max_rounds}" if e.max_rounds else str(e.rounds)
+        same = second is None or second.verdict == first.verdict
+        verdicts = first.verdict if same else f"{first.verdict} / {second.verdict}"
+        rows.append(
+            [key[0], key[1], format_ratio(first.ratio), format_ratio(second.ratio) if second else "",
+             rounds, format_accuracy(e.accuracy), format_accuracy(e.target), verdicts]
+        )  # fmt: skip
+    headers = ["model", "compressor", "J to target / baseline (1)", "(2)", "rounds", "accuracy", "target", "verdict"]
+    return _table(headers, rows)
+
+
+def render_study_summary() -> str:
+    from energy_bench.runs import ranking
+
+    blocks = []
+    for label, name in zip(("Session 1", "Session 2"), STUDY_RUNS, strict=True):
+        lines = ranking.summary_lines(_train_rankings(name))
+        blocks.append(f"**{label}.** " + "\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render_inference() -> str:
+    """Inference joules per call against the model's uncompressed baseline, both sessions."""
+    from energy_bench.runs import ranking
+    from energy_bench.runs.text import format_ratio
+
+    per_session = []
+    for name in STUDY_RUNS:
+        run = _load(name)
+        groups = ranking.rank(b for b in run["benchmarks"] if "::test_inference[" in b["fullname"])
+        per_session.append({g.group: {r.entry.variant: r.ratio for r in g.ranked} for g in groups})
+    variants = list(dict.fromkeys(v for g in per_session[0].values() for v in g if v != "baseline"))
+    rows = []
+    for group, ratios in per_session[0].items():
+        other = per_session[1].get(group, {})
+        cells = [f"{format_ratio(ratios.get(v))} / {format_ratio(other.get(v))}" for v in variants]
+        rows.append([group.removesuffix("-inference"), *cells])
+    return _table(["model", *variants], rows)
+
+
+def render_overhead() -> str:
+    run = _load(STUDY_RUNS[1])
+    figures = next(b["extra_info"]["overhead"] for b in run["benchmarks"] if "overhead" in b.get("extra_info", {}))
+
+    def number(value: Any, digits: str) -> str:
+        return "n/a" if value is None else format(value, digits)
+
+    rows = [
+        ["meter", f"`{figures['meter']}`"],
+        ["round length", f"{figures['round_seconds'] * 1000:.1f} ms"],
+        ["meter cost per window", f"{figures['meter_cost_s_per_round'] * 1e6:.1f} us"],
+        ["meter cost, share of the round (target <= 1 %)", f"{number(figures['meter_cost_percent'], '.3f')} %"],
+        ["wall per round, energy vs benchmark (A/B, noisy)", f"{number(figures['wall_overhead_percent'], '+.2f')} %"],
+        ["fastest timed round, energy vs benchmark", f"{number(figures['timed_min_change_percent'], '+.2f')} %"],
+        ["polling thread CPU share", number(figures["polling_cpu_share"], ".4f")],
+    ]
+    return f"Measured on {_machine(run)}.\n\n" + _table(["figure", "value"], rows)
+
+
+FIELD = {
+    "field-loop.json": "(a) last:5, ~17 ms loop",
+    "field-ab.json": "(b) energy-bench ab",
+    "field-study.json": "(c) study subset",
+}
+
+
+def render_field() -> str:
+    blocks = []
+    for name, title in FIELD.items():
+        if not (DATA / name).exists():
+            continue
+        run = _load(name)
+        bench = run["benchmarks"][0]
+        extra = bench["extra_info"]
+        rows = extra.get("rows") or extra.get("sessions") or []
+        table = _table(list(rows[0]), [list(r.values()) for r in rows]) if rows else "(no rows)"
+        blocks.append(
+            f"**{title}**, thresholds `{extra.get('thresholds')}`, {extra.get('seconds', 0) / 60:.0f} min "
+            f"({_machine(run)}):\n\n{table}"
+        )
+    return "\n\n".join(blocks)
+
+
+def render_omp() -> str:
+    data = _load("omp-wait-policy.json")
+    head = f"{data['cpu']}, {data['cores']} logical cores, {data['steps']} measured steps per configuration:"
+    return head + "\n\n" + _table(data["headers"], data["rows"])
+
+
+def render_models() -> str:
+    from energy_bench.study.zoo import MODELS
+
+    rows = [[f"`{m.name}`", f"{m.paper_params:g}", m.min_size] for m in MODELS.values()]
+    return _table(["model", "parameters (millions, ImageNet head)", "smallest input (px)"], rows)
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "options": render_options,
+    "study-models": render_models,
+    "results-machine": render_study_machine,
+    "results-times": render_study_times,
+    "results-study": render_study_ranking,
+    "results-summary": render_study_summary,
+    "results-inference": render_inference,
+    "results-overhead": render_overhead,
+    "results-field": render_field,
+    "results-omp": render_omp,
+}
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
