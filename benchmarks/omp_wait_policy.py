@@ -114,21 +114,12 @@ def main() -> None:
     headers = ["configuration", "threads", "CPU s/step (estimate)", "CV %", "wall s/step"]
     print(tabulate(rows, headers=headers, disable_numparse=True))
     if args.json:
-        figures = {"headers": headers, "rows": rows, "cpu": cpu_model(), "cores": os.cpu_count(), "steps": args.steps}
+        from energy_bench.meters.estimate import cpu_model
+
+        cpu = cpu_model() or "unknown CPU"
+        figures = {"headers": headers, "rows": rows, "cpu": cpu, "cores": os.cpu_count(), "steps": args.steps}
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(figures, out, indent=1)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux); "unknown" elsewhere."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -131,6 +131,16 @@ def rates(name: str, unchanged: list[bool], heavier: list[bool]) -> list[dict]:
     ]  # fmt: skip
 
 
+def outcome_counts(unchanged: list[bool], heavier: list[bool]) -> dict[str, float]:
+    """False alarms among the unchanged reruns and detections among the heavier ones, as counts and rates."""
+    return {
+        "false_alarms": sum(unchanged),
+        "false_alarm_rate": sum(unchanged) / len(unchanged),
+        "caught": sum(heavier),
+        "detection_rate": sum(heavier) / len(heavier),
+    }
+
+
 def check_targets(unchanged: list[bool], heavier: list[bool]) -> None:
     assert sum(unchanged) <= 1, f"{sum(unchanged)} of {len(unchanged)} unchanged reruns failed the gate"
     missed = len(heavier) - sum(heavier)
@@ -163,13 +173,7 @@ def test_field_gate_pooled(benchmark, tmp_path, pytestconfig):
 
     unchanged, heavier = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(
-        loop_iterations=n,
-        baselines=baselines,
-        thresholds=fail,
-        false_alarms=sum(unchanged),
-        false_alarm_rate=sum(unchanged) / reruns,
-        caught=sum(heavier),
-        detection_rate=sum(heavier) / reruns,
+        loop_iterations=n, baselines=baselines, thresholds=fail, **outcome_counts(unchanged, heavier)
     )
     title = f"field: ~17 ms loop, --energy-compare=last:{baselines} --energy-compare-fail={fail}"
     report(benchmark, title, rates("last:K", unchanged, heavier), time.perf_counter() - started)
@@ -219,14 +223,7 @@ def test_field_ab(benchmark, tmp_path, pytestconfig):
         return unchanged, heavier
 
     unchanged, heavier = benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.extra_info.update(
-        loop_iterations=n,
-        thresholds=fail,
-        false_alarms=sum(unchanged),
-        false_alarm_rate=sum(unchanged) / reruns,
-        caught=sum(heavier),
-        detection_rate=sum(heavier) / reruns,
-    )
+    benchmark.extra_info.update(loop_iterations=n, thresholds=fail, **outcome_counts(unchanged, heavier))
     report(benchmark, f"field: ~17 ms loop, energy-bench ab --fail {fail}", rates("ab", unchanged, heavier),
            time.perf_counter() - started)  # fmt: skip
     check_targets(unchanged, heavier)
