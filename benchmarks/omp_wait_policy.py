@@ -105,6 +105,8 @@ def main() -> None:
     if args.worker:
         worker(args.steps, args.warmup)
         return
+    if args.json and not os.access(os.path.dirname(os.path.abspath(args.json)), os.W_OK):
+        parser.error(f"--json {args.json}: its folder does not exist or is not writable")  # before minutes of work
     from tabulate import tabulate
 
     rows = [
@@ -118,8 +120,11 @@ def main() -> None:
 
         cpu = cpu_model() or "unknown CPU"
         figures = {"headers": headers, "rows": rows, "cpu": cpu, "cores": os.cpu_count(), "steps": args.steps}
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(figures, out, indent=1)
+        try:
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(figures, out, indent=1)
+        except OSError as exc:  # the table above is printed: say what failed, without a traceback
+            sys.exit(f"omp_wait_policy.py: could not write {args.json}: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

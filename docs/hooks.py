@@ -202,6 +202,10 @@ FIELD = {
 
 
 def render_field() -> str:
+    # The field run records no meter of its own; its sessions used the default meter, as the study runs taken on the
+    # same machine in the same measurement chain did.
+    energy = _load(STUDY_RUNS[0])["machine_info"].get("energy", {})
+    meter = f"default meter, here `{energy.get('meter', '?')}`: {energy.get('source', '?')} joules"
     blocks = []
     for name, title in FIELD.items():
         run = _load(name)
@@ -211,7 +215,7 @@ def render_field() -> str:
         table = _table(list(rows[0]), [list(r.values()) for r in rows]) if rows else "(no rows)"
         blocks.append(
             f"**{title}**, thresholds `{extra.get('thresholds')}`, {extra.get('seconds', 0) / 60:.0f} min "
-            f"({_machine(run)}):\n\n{table}"
+            f"({_machine(run)}; gated sessions: {meter}):\n\n{table}"
         )
     return "\n\n".join(blocks)
 
