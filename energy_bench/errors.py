@@ -2,7 +2,7 @@
 
 Every error energy-bench raises on purpose derives from :class:`EnergyBenchError`, so a caller can catch them all
 in one place; each subclass lives with the code that raises it (``MeterUnavailable`` in ``meters``,
-``RunLoadError`` in ``runs.storage``, ...) and also derives from the built-in type it refines.
+``RunLoadError`` in ``runs.parse``, ...) and also derives from the built-in type it refines.
 """
 
 from __future__ import annotations

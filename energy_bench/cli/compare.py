@@ -15,18 +15,9 @@ from energy_bench.runs.compare import (
     compatibility_problems,
     parse_thresholds,
 )
-from energy_bench.runs.storage import (
-    DEFAULT_STORAGE,
-    RunLoadError,
-    RunNotFound,
-    RunSpecError,
-    SavedRun,
-    Storage,
-    load_run_file,
-    load_runs,
-    parse_last,
-    pooled_run,
-)
+from energy_bench.runs.parse import RunLoadError, SavedRun, load_run_file, load_runs
+from energy_bench.runs.pool import pooled_run
+from energy_bench.runs.store.files import DEFAULT_STORAGE, RunNotFound, RunSpecError, Storage, parse_last
 
 EPILOG = """examples:
   energy-bench compare                      the last two runs saved on this machine

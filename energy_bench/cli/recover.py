@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from energy_bench.runs.storage import DEFAULT_STORAGE, storage_path
+from energy_bench.runs.store.files import DEFAULT_STORAGE, storage_path
 
 _RUN_NUMBER = re.compile(r"^(\d{4})_.*\.json$")
 

@@ -12,7 +12,8 @@ from typing import Any
 from energy_bench.cli.compare import add_storage_options, open_storage
 from energy_bench.runs import formats, ranking
 from energy_bench.runs.footprint import factor_lines
-from energy_bench.runs.storage import RunLoadError, RunNotFound, load_run_file, read_json
+from energy_bench.runs.parse import RunLoadError, load_run_file, read_json
+from energy_bench.runs.store.files import RunNotFound
 from energy_bench.runs.text import printable
 
 EPILOG = """examples:

@@ -20,18 +20,9 @@ import pytest
 
 from energy_bench.plugin import options
 from energy_bench.plugin.session import get_session
-from energy_bench.runs.storage import (
-    BenchRecord,
-    RunLoadError,
-    RunNotFound,
-    RunSpecError,
-    SavedRun,
-    Storage,
-    load_run_file,
-    parse_last,
-    pool_label,
-    record_from,
-)
+from energy_bench.runs.parse import BenchRecord, RunLoadError, SavedRun, load_run_file, record_from
+from energy_bench.runs.pool import pool_label
+from energy_bench.runs.store.files import RunNotFound, RunSpecError, Storage, parse_last
 
 if TYPE_CHECKING:
     from energy_bench.runs.compare import Threshold

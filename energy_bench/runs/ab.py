@@ -19,8 +19,9 @@ from typing import Any
 
 from energy_bench.runs import formats
 from energy_bench.runs.compare import ALPHA, Threshold, compare_records, compatibility_problems
+from energy_bench.runs.parse import SavedRun, run_from_json
+from energy_bench.runs.pool import pooled_run
 from energy_bench.runs.record import samples
-from energy_bench.runs.storage import SavedRun, pooled_run, run_from_json
 
 #: the two sides, in the letters of the run order
 SIDES = {"A": "base", "B": "head"}

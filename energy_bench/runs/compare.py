@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from energy_bench.errors import EnergyBenchError
-from energy_bench.runs.storage import BenchRecord, Samples, TargetResult
+from energy_bench.runs.parse import BenchRecord, Samples, TargetResult
 from energy_bench.runs.text import format_change, printable
 
 #: significance level of the one-sided test

@@ -21,7 +21,7 @@ from energy_bench.runs.compare import (
     describe_test,
     regression_lines,
 )
-from energy_bench.runs.storage import BenchRecord, Samples, SavedRun
+from energy_bench.runs.parse import BenchRecord, Samples, SavedRun
 from energy_bench.runs.text import (
     format_accuracy,
     format_change,

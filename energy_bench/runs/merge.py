@@ -28,7 +28,7 @@ from pytest_benchmark.utils import get_current_time
 
 from energy_bench.errors import EnergyBenchError
 from energy_bench.runs.compare import compatibility_problems
-from energy_bench.runs.storage import Storage
+from energy_bench.runs.store.files import Storage
 
 #: meters whose counters cover a whole node: concurrent shards on that node cannot be told apart
 NODE_WIDE_METERS = ("rapl",)

@@ -25,7 +25,7 @@ from energy_bench.runs.compare import (
     parse_thresholds,
     regression_lines,
 )
-from energy_bench.runs.storage import BenchRecord, Samples
+from energy_bench.runs.parse import BenchRecord, Samples
 
 # ---------------------------------------------------------------------------- parser
 

@@ -27,7 +27,7 @@ from energy_bench.runs.compare import (
     parse_thresholds,
     regression_lines,
 )
-from energy_bench.runs.storage import TargetResult, record_from
+from energy_bench.runs.parse import TargetResult, record_from
 
 JOULES = parse_threshold("joules:2%")
 

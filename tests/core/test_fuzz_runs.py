@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from energy_bench.cli import main
 from energy_bench.meters.base import Reading, Source
+from energy_bench.runs.parse import record_from
 from energy_bench.runs.record import energy_record
-from energy_bench.runs.storage import record_from
 
 MACHINE = "fuzz-machine"
 #: a number written as nan or inf (words, not inside another word)

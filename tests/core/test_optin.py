@@ -72,7 +72,7 @@ def test_study_help_when_switched_on(pytester):
 def test_importing_the_harness_imports_no_torch():
     code = (
         "import sys, energy_bench.plugin, energy_bench.plugin.fixtures, energy_bench.plugin.gate, "
-        "energy_bench.meters, energy_bench.runs.storage\n"
+        "energy_bench.meters, energy_bench.runs.parse\n"
         "print(sorted(m for m in ('torch', 'torchvision', 'sklearn', 'energy_bench.study') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

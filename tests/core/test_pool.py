@@ -9,7 +9,9 @@ import pytest
 from energy_bench.cli import main
 from energy_bench.meters.base import Reading, Source
 from energy_bench.runs import record as records
-from energy_bench.runs.storage import RunSpecError, Storage, load_run_file, parse_last, pooled_run
+from energy_bench.runs.parse import load_run_file
+from energy_bench.runs.pool import pooled_run
+from energy_bench.runs.store.files import RunSpecError, Storage, parse_last
 
 MACHINE = "Linux-CPython-3.11-64bit"
 

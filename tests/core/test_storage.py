@@ -7,16 +7,9 @@ import math
 
 import pytest
 
-from energy_bench.runs import storage as storage_module
-from energy_bench.runs.storage import (
-    RunLoadError,
-    RunNotFound,
-    Storage,
-    load_run_file,
-    load_runs,
-    run_from_json,
-    storage_path,
-)
+from energy_bench.runs import parse as parse_module
+from energy_bench.runs.parse import RunLoadError, load_run_file, load_runs, run_from_json
+from energy_bench.runs.store.files import RunNotFound, Storage, storage_path
 
 MACHINE = "Linux-CPython-3.11-64bit"
 
@@ -305,7 +298,7 @@ def test_hostile_files_named(tmp_path, content, reason):
 
 def test_too_large_file_is_not_read(tmp_path, monkeypatch):
     path = save(tmp_path, 1, "big", run_json([bench_json("a")]))
-    monkeypatch.setattr(storage_module, "MAX_RUN_BYTES", 100)
+    monkeypatch.setattr(parse_module, "MAX_RUN_BYTES", 100)
     with pytest.raises(RunLoadError, match=r"0001_big.json: too large to be a run \(\d+ bytes, over 0 MiB\)"):
         load_run_file(path)
 

@@ -1,9 +1,10 @@
-"""Loading saved runs: pytest-benchmark storage folders and JSON files, old files too.
+"""Reading saved runs: pytest-benchmark's JSON, old files too, into :class:`SavedRun`.
 
 A run is pytest-benchmark's own JSON; energy-bench's record lives in each benchmark's
 ``extra_info`` (see :mod:`energy_bench.runs.record`). Files saved before energy-bench, or
 without per-round data, still load: what they lack is said in :attr:`SavedRun.notes`.
 Files that are not runs at all raise :class:`RunLoadError`, whose message names the file.
+Where runs are kept and found is :mod:`energy_bench.runs.store`; several runs as one, :mod:`energy_bench.runs.pool`.
 """
 
 from __future__ import annotations
@@ -16,28 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_benchmark.utils import get_machine_id
-
 from energy_bench.errors import EnergyBenchError
 from energy_bench.runs.text import printable
 
-DEFAULT_STORAGE = "./.benchmarks"
-RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
-_RUN_NUMBER = re.compile(r"^(\d{4})_")
-#: ``last:N``: the N newest saved runs of this machine, pooled as one baseline
-_LAST = re.compile(r"^last:(?P<count>[0-9]{1,6})$")
+RUN_NUMBER = re.compile(r"^(\d{4})_")
 
 
 class RunLoadError(EnergyBenchError):
     """A file that cannot be used as a saved run; the message names it and says why."""
-
-
-class RunNotFound(EnergyBenchError, LookupError):
-    """A run asked for by number, path or commit that does not exist; the message says what was looked for."""
-
-
-class RunSpecError(EnergyBenchError, ValueError):
-    """A malformed run spec (e.g. ``last:0``); the message is one line fit for a usage error."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +314,7 @@ def run_from_json(data: Any, label: str, path: Path | None = None) -> SavedRun:
         benchmarks[entry["fullname"]] = record_from(entry["fullname"], entry.get("extra_info"), entry.get("stats"))
     commit = data.get("commit_info") if isinstance(data.get("commit_info"), Mapping) else {}
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), Mapping) else {}
-    match = _RUN_NUMBER.match(path.name) if path else None
+    match = RUN_NUMBER.match(path.name) if path else None
     run = SavedRun(
         label=label,
         benchmarks=benchmarks,
@@ -420,195 +407,3 @@ def load_runs(paths: Iterable[Path], on_error: Callable[[str], None]) -> list[Sa
         except RunLoadError as exc:
             on_error(str(exc))
     return runs
-
-
-# ---------------------------------------------------------------------------- storage
-
-
-def storage_path(storage: str | None) -> Path:
-    """The folder behind a ``--benchmark-storage`` value: ``file://PATH`` or a plain path."""
-    storage = storage or DEFAULT_STORAGE
-    if "://" in storage:
-        scheme, _, rest = storage.partition("://")
-        if scheme != "file":
-            raise ValueError(f"storage {storage!r}: only file:// storage is supported by energy-bench")
-        storage = rest
-    return Path(storage)
-
-
-@dataclass(frozen=True)
-class Storage:
-    """Saved runs under ``<root>/<machine_id>/NNNN_<name>.json`` (pytest-benchmark's file storage)."""
-
-    root: Path
-    machine_id: str = field(default_factory=get_machine_id)
-
-    @classmethod
-    def from_uri(cls, storage: str | None, machine_id: str | None = None) -> Storage:
-        return cls(storage_path(storage), machine_id or get_machine_id())
-
-    @property
-    def folder(self) -> Path:
-        return self.root / self.machine_id
-
-    def run_files(self) -> list[Path]:
-        """This machine's run files, oldest (lowest number) first."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(self.folder.glob(RUN_GLOB), key=lambda p: (int(p.name[:4]), p.name))
-
-    def all_run_files(self) -> list[Path]:
-        """Run files of every machine folder, for looking up commits and paths."""
-        if not self.root.is_dir():
-            return []
-        return sorted(self.root.glob(f"*/{RUN_GLOB}"))
-
-    def find(self, spec: str) -> Path:
-        """The run file for ``spec``: ``latest``, a run number, a JSON path, or (last) a commit prefix."""
-        files = self.run_files()
-        if spec == "latest":
-            if not files:
-                raise RunNotFound(f"no saved run in {self.folder} (save one with --benchmark-autosave)")
-            return files[-1]
-        if spec.isdigit():
-            number = int(spec)
-            for path in files:
-                if int(path.name[:4]) == number:
-                    return path
-            raise RunNotFound(f"no run number {number:04d} in {self.folder}")
-        candidate = Path(spec)
-        if candidate.is_file():
-            return candidate
-        if spec.endswith(".json") or "/" in spec or "\\" in spec:
-            raise RunNotFound(f"no such file: {spec}")
-        return self._find_commit(spec)
-
-    def _find_commit(self, prefix: str) -> Path:
-        """The newest run of this machine whose file name, or commit id, starts with ``prefix``."""
-        for path in reversed(self.run_files()):
-            if path.name.startswith(prefix) or path.name[5:].startswith(prefix):  # 0003_abc or abc
-                return path
-            try:
-                data = read_json(path)
-            except RunLoadError:
-                continue
-            commit_info = data.get("commit_info") if isinstance(data, Mapping) else None
-            commit = commit_info.get("id") if isinstance(commit_info, Mapping) else None
-            if isinstance(commit, str) and commit.startswith(prefix):
-                return path
-        raise RunNotFound(f"no run, file or commit matching {prefix!r} in {self.folder}")
-
-    def load_last(self, count: int, on_error: Callable[[str], None], before: Path | None = None) -> list[SavedRun]:
-        """The ``count`` newest readable runs of this machine, oldest first (fewer when fewer exist).
-
-        ``before``: a run file that is not part of the pool; when it is one of this machine's numbered runs, only runs
-        with a lower number count (the runs saved before it). Unreadable files are reported through ``on_error`` and
-        skipped, so the pool still holds ``count`` runs when enough readable ones exist.
-        """
-        files = self.run_files()
-        if before is not None:
-            resolved = before.resolve()
-            if resolved.parent == self.folder.resolve() and _RUN_NUMBER.match(before.name):
-                files = [f for f in files if int(f.name[:4]) < int(before.name[:4])]
-            else:
-                files = [f for f in files if f.resolve() != resolved]
-        runs: list[SavedRun] = []
-        for path in reversed(files):
-            if len(runs) == count:
-                break
-            try:
-                runs.append(load_run_file(path))
-            except RunLoadError as exc:
-                on_error(str(exc))
-        return runs[::-1]
-
-
-def parse_last(spec: str) -> int | None:
-    """N of a ``last:N`` run spec, None for any other spec; :class:`RunSpecError` for ``last:0`` or ``last:x``."""
-    if not spec.startswith("last:"):
-        return None
-    match = _LAST.match(spec)
-    if not match or int(match["count"]) < 1:
-        raise RunSpecError(f"{spec!r}: expected last:N with a whole number N >= 1, e.g. last:5")
-    return int(match["count"])
-
-
-# ---------------------------------------------------------------------------- a pool of runs as one
-
-
-def pool_label(runs: list[SavedRun]) -> str:
-    """How a baseline of several runs is named: ``3 runs (0005_a..0007_c)``; one run keeps its own label."""
-    if len(runs) == 1:
-        return runs[0].label
-    return f"{len(runs)} runs ({runs[0].label}..{runs[-1].label})"
-
-
-def _pooled_samples(samples: list[Samples]) -> Samples | None:
-    """Display summary of one metric over runs: the mean of the run means, their standard deviation across runs."""
-    if not samples:
-        return None
-    if len(samples) == 1:
-        return samples[0]
-    means = [s.mean for s in samples]
-    mean = sum(means) / len(means)
-    spread = math.sqrt(sum((m - mean) ** 2 for m in means) / (len(means) - 1))
-    rounds = [s.rounds for s in samples]
-    return Samples(mean=mean, stddev=spread, rounds=sum(rounds) if all(r is not None for r in rounds) else None)
-
-
-def pooled_record(records: list[BenchRecord]) -> BenchRecord:
-    """One benchmark over several runs, for tables: means of run means, stddev across runs, no per-round data.
-
-    The comparison itself works on the runs (see :mod:`energy_bench.runs.compare`); this is what a table shows.
-    """
-    if len(records) == 1:
-        return records[0]
-    last = records[-1]
-    accuracies = [r.accuracy for r in records if r.accuracy is not None]
-    targets = [r.to_target for r in records if r.to_target is not None]
-    reached = [t.joules for t in targets if t.reached and t.joules is not None]
-    to_target = None
-    if targets:
-        to_target = TargetResult(
-            reached=all(t.reached for t in targets),
-            rounds=max((t.rounds for t in targets if t.rounds is not None), default=None),
-            max_rounds=targets[-1].max_rounds,
-            joules=sum(reached) / len(reached) if reached else None,
-            metric=targets[-1].metric,
-            target=targets[-1].target,
-            direction=targets[-1].direction,
-        )
-    return BenchRecord(
-        fullname=last.fullname,
-        joules=_pooled_samples([r.joules for r in records if r.joules is not None]),
-        net_joules=_pooled_samples([r.net_joules for r in records if r.net_joules is not None]),
-        time=_pooled_samples([r.time for r in records if r.time is not None]),
-        accuracy=sum(accuracies) / len(accuracies) if accuracies else None,
-        source=last.source,
-        meter=last.meter,
-        error=last.error,
-        has_energy=any(r.has_energy for r in records),
-        to_target=to_target,
-    )
-
-
-def pooled_run(runs: list[SavedRun], label: str | None = None) -> SavedRun:
-    """Several runs shown as one (see :func:`pooled_record`); the newest run's machine and commit describe it."""
-    if len(runs) == 1 and label is None:
-        return runs[0]
-    names: dict[str, None] = {}
-    for run in runs:
-        names.update(dict.fromkeys(run.benchmarks))
-    benchmarks = {
-        name: pooled_record([run.benchmarks[name] for run in runs if name in run.benchmarks]) for name in names
-    }
-    last = runs[-1]
-    return SavedRun(
-        label=label or pool_label(runs),
-        benchmarks=benchmarks,
-        commit_id=last.commit_id,
-        commit_time=last.commit_time,
-        datetime=last.datetime,
-        machine_energy=last.machine_energy,
-        notes=[note for run in runs for note in run.notes],
-    )
