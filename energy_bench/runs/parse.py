@@ -96,6 +96,11 @@ class SavedRun:
     datetime: str | None = None
     machine_energy: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: ``commit_info.branch`` and ``commit_info.dirty`` as pytest-benchmark saved them
+    branch: str | None = None
+    dirty: bool | None = None
+    #: the machine the run was saved for: pytest-benchmark's machine id (its storage folder), or the store's key
+    machine: str | None = None
 
     @property
     def order_key(self) -> tuple[str, str, int]:
@@ -324,6 +329,9 @@ def run_from_json(data: Any, label: str, path: Path | None = None) -> SavedRun:
         commit_time=commit.get("time") if isinstance(commit.get("time"), str) else None,
         datetime=data.get("datetime") if isinstance(data.get("datetime"), str) else None,
         machine_energy=machine.get("energy") if isinstance(machine.get("energy"), Mapping) else None,
+        branch=commit.get("branch") if isinstance(commit.get("branch"), str) else None,
+        dirty=commit.get("dirty") if isinstance(commit.get("dirty"), bool) else None,
+        machine=path.parent.name if path and match else None,
     )
     run.notes.extend(_run_notes(run))
     run.notes.extend(

@@ -81,5 +81,7 @@ def pooled_run(runs: list[SavedRun], label: str | None = None) -> SavedRun:
         commit_time=last.commit_time,
         datetime=last.datetime,
         machine_energy=last.machine_energy,
+        branch=last.branch,
+        machine=last.machine,
         notes=[note for run in runs for note in run.notes],
     )
