@@ -54,7 +54,13 @@ OPTIONS: list[Option] = [
         "(gross minus idle watts x time) beside gross (default 0: off).",
         {},
     ),
-    ("--energy-cpu-watts", "energy_cpu_watts", "watts per busy core for the CPU-time estimate (default 10).", {}),
+    (
+        "--energy-cpu-watts",
+        "energy_cpu_watts",
+        "watts per CPU second (one busy vCPU) for the CPU-time estimate (default: the detected CPU's published "
+        "per-vCPU coefficients).",
+        {},
+    ),
     (
         "--energy-powercap-root",
         "energy_powercap_root",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
+from energy_bench.meters import DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
 from energy_bench.runs.footprint import Footprint
@@ -17,7 +17,7 @@ from energy_bench.runs.footprint import Footprint
 # the first test), not a setting, and would hang or overflow the session instead of measuring.
 #: longest idle-power measurement, seconds
 MAX_IDLE_SECONDS = 600.0
-#: most watts per busy core the estimate accepts (server cores draw a few to ~20 W)
+#: most watts per CPU second the estimate accepts (published per-vCPU figures are 0.5 to 9 W)
 MAX_CPU_WATTS = 1000.0
 #: longest minimum round, seconds
 MAX_MIN_ROUND_SECONDS = 60.0
@@ -39,7 +39,8 @@ class Settings:
     meter: str = "auto"
     gpus: tuple[int, ...] | None = None
     idle_seconds: float = 0.0
-    cpu_watts: float = DEFAULT_CPU_WATTS
+    #: --energy-cpu-watts; None: the estimate takes the detected CPU's coefficients
+    cpu_watts: float | None = None
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     #: --energy-min-round-seconds; None: the meter's own minimum window
     min_round_seconds: float | None = None
@@ -108,8 +109,8 @@ def from_config(config: pytest.Config) -> Settings:
     idle = _parse_float("--energy-idle-seconds", idle_value, minimum=0.0, maximum=MAX_IDLE_SECONDS)
     watts_value = options.get(config, "energy_cpu_watts")
     cpu_watts = (
-        DEFAULT_CPU_WATTS
-        if watts_value is None
+        None
+        if watts_value in (None, "")
         else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, maximum=MAX_CPU_WATTS, strict=True)
     )
     root_value = options.get(config, "energy_powercap_root")
