@@ -116,6 +116,7 @@ NAME_RULES: tuple[tuple[re.Pattern[str], Architecture], ...] = (
     (re.compile(r"\bEPYC[- ]Turin|\bEPYC\s+9[0-9A-Z]{2}5"), EPYC_TURIN),
     (re.compile(r"\b(Platinum|Gold|Silver|Bronze)\s+\d1\d\d"), SKYLAKE),
     (re.compile(r"\b(Platinum|Gold|Silver|Bronze)\s+\d2\d\d"), CASCADE_LAKE),
+    (re.compile(r"\b(Platinum|Gold)\s+\d3\d\dH"), COOPER_LAKE),
     (re.compile(r"\b(Platinum|Gold|Silver|Bronze)\s+\d3\d\d"), ICE_LAKE),
     (re.compile(r"\b(Platinum|Gold|Silver|Bronze)\s+\d4\d\d"), SAPPHIRE_RAPIDS),
     (re.compile(r"\b(Platinum|Gold|Silver|Bronze)\s+\d5\d\d"), EMERALD_RAPIDS),
