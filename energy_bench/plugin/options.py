@@ -101,6 +101,13 @@ OPTIONS: list[Option] = [
         {},
     ),
     (
+        "--energy-carbon-region",
+        "energy_carbon_region",
+        "grid carbon intensity looked up offline in energy-bench's table: an ISO country code (FR, FRA) or a cloud "
+        "region (aws:us-east-1, gcp:europe-west1, azure:westeurope); --energy-carbon-intensity wins over it.",
+        {},
+    ),
+    (
         "--energy-carbon-source",
         "energy_carbon_source",
         "where the carbon intensity comes from (free text, recorded with it), e.g. 'grid operator, 2025 mean'.",

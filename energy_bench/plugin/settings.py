@@ -11,6 +11,7 @@ import pytest
 from energy_bench.meters import DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
+from energy_bench.runs import grid
 from energy_bench.runs.footprint import Footprint
 
 # Upper bounds of the numeric options: beyond them a value is a typo (1e9 idle seconds is 30 years of waiting before
@@ -146,6 +147,7 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
     """Carbon intensity and price with what they need: a source is optional, a currency is not."""
     intensity_value = options.get(config, "energy_carbon_intensity")
     source = (options.get(config, "energy_carbon_source") or "").strip() or None
+    region = _parse_region(options.get(config, "energy_carbon_region"))
     price_value = options.get(config, "energy_price")
     currency = (options.get(config, "energy_currency") or "").strip() or None
     intensity = None
@@ -153,8 +155,15 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
         intensity = _parse_float(
             "--energy-carbon-intensity", intensity_value, minimum=0.0, maximum=MAX_CARBON_INTENSITY
         )
+    elif source and region is not None:
+        raise pytest.UsageError(
+            "--energy-carbon-source goes with --energy-carbon-intensity: --energy-carbon-region brings its own source"
+        )
     elif source:
         raise pytest.UsageError("--energy-carbon-source needs --energy-carbon-intensity (gCO2e/kWh)")
+    details = None
+    if intensity is None and region is not None:  # a number typed by hand wins over the table
+        intensity, source, details = region.g_per_kwh, region.source(), region.describe()
     price = None
     if price_value is not None:
         price = _parse_float("--energy-price", price_value, minimum=0.0, maximum=MAX_PRICE_PER_KWH)
@@ -164,4 +173,14 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
         raise pytest.UsageError("--energy-currency needs --energy-price (price per kWh)")
     if currency and (len(currency) > MAX_CURRENCY_CHARS or any(c.isspace() for c in currency)):
         raise pytest.UsageError(f"--energy-currency: {currency!r} is not a currency code or symbol, e.g. EUR")
-    return Footprint(intensity, source, price, currency)
+    return Footprint(intensity, source, price, currency, details)
+
+
+def _parse_region(value: str | None) -> grid.GridIntensity | None:
+    """The table's row for --energy-carbon-region; a usage error naming near matches for a code it lacks."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return grid.lookup(value)
+    except grid.UnknownRegion as exc:
+        raise pytest.UsageError(f"--energy-carbon-region: {exc}") from None
