@@ -68,6 +68,54 @@ def render_options() -> str:
     return "\n\n".join(blocks)
 
 
+# ---------------------------------------------------------------------------- vendored tables
+
+
+def render_estimate_coefficients() -> str:
+    """Each architecture the estimate knows, the coefficients row it uses, and the watts (from the vendored table)."""
+    from energy_bench.meters import cpus
+
+    table = cpus.coefficients()
+    rows = ["| architecture | coefficients used | max W per vCPU (the estimate) | min W | lower bound (max - min) |"]
+    rows.append("| --- | --- | --- | --- | --- |")
+    for arch in cpus.ARCHITECTURES:
+        row = table["architectures"][arch.coefficients]
+        used = f"{arch.coefficients} (proxy)" if arch.proxy else arch.coefficients
+        low, high = row["min_watts"], row["max_watts"]
+        rows.append(f"| {arch.name} | {used} | {high:g} | {low:g} | {high - low:.3g} |")
+    low, high = table["default"]["min_watts"], table["default"]["max_watts"]
+    rows.append(f"| any other CPU | default ({table['default']['basis']}) | {high:g} | {low:g} | {high - low:.3g} |")
+    source = table["_source"]
+    rows.append(
+        f"\nSource: {source['name']}, commit `{source['commit'][:8]}` ({source['date']}), "
+        f"{source['license'].split(' (')[0]}; "
+        f"{source['what']}."
+    )
+    return "\n".join(rows)
+
+
+def render_carbon_regions() -> str:
+    """The parts of the vendored grid-intensity table: codes, how many, source, year, license."""
+    from energy_bench.runs import grid
+
+    table = grid.table()
+    countries = table["countries"]
+    years = sorted({row["year"] for row in countries["rows"].values()})
+    rows = ["| codes | entries | source | year | license |", "| --- | --- | --- | --- | --- |"]
+    rows.append(
+        f"| country: `FR`, `FRA` | {len(countries['rows'])} | {countries['source']} | "
+        f"{years[0]}-{years[-1]} (most {max(years, key=[r['year'] for r in countries['rows'].values()].count)}) | "
+        f"{countries['license']} |"
+    )
+    for provider, part in table["clouds"].items():
+        example = sorted(part["rows"])[0]
+        rows.append(
+            f"| `{provider}:REGION`, e.g. `{provider}:{example}` | {len(part['rows'])} | {part['source']} | "
+            f"{part.get('year') or part['period']} | {part['license'].split(' (')[0]} |"
+        )
+    return "\n".join(rows)
+
+
 # ---------------------------------------------------------------------------- measured results
 
 
@@ -244,6 +292,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "results-overhead": render_overhead,
     "results-field": render_field,
     "results-omp": render_omp,
+    "estimate-coefficients": render_estimate_coefficients,
+    "carbon-regions": render_carbon_regions,
 }
 
 

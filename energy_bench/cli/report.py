@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from energy_bench.cli.compare import add_storage_options, open_storage
+from energy_bench.meters.estimate import model_from_spec
 from energy_bench.runs import formats, ranking
+from energy_bench.runs.estimate_model import EstimateModelError, model_line, rescale_run
 from energy_bench.runs.footprint import factor_lines
-from energy_bench.runs.parse import RunLoadError, load_run_file, read_json
+from energy_bench.runs.parse import RunLoadError, load_run_file, read_json, run_from_json
 from energy_bench.runs.store.files import RunNotFound
 from energy_bench.runs.text import printable
 
@@ -21,6 +23,8 @@ EPILOG = """examples:
   energy-bench report 3 --format markdown   run 0003 as markdown (with its ranking)
   energy-bench report 3 --html report/      run 0003 as report/index.html with PNG and SVG figures
   energy-bench report run.json --reference fp32 --html out/
+  energy-bench report 3 --estimate-model detect --save-json run3-recomputed.json
+                                            run 0003's estimated joules recomputed with this CPU's coefficients
 """
 
 
@@ -56,6 +60,18 @@ def add_parser(commands) -> None:
         help="also write DIR/index.html (figures embedded, no network) and each figure as PNG and SVG "
         "(needs matplotlib: the 'plot' extra)",
     )
+    report.add_argument(
+        "--estimate-model",
+        metavar="MODEL",
+        help="recompute estimated joules (and grams, cost) with another estimate model: 'detect' (this machine's "
+        "CPU), an architecture ('milan', 'cascade-lake', 'default' for an unknown CPU) or watts per CPU second",
+    )
+    report.add_argument(
+        "--save-json",
+        metavar="FILE",
+        type=Path,
+        help="with --estimate-model: also write the recomputed run as FILE (pytest-benchmark JSON, for compare)",
+    )
     report.set_defaults(handler=run_report, subparser=report)
 
 
@@ -64,9 +80,16 @@ def load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any
     storage = open_storage(args)
     try:
         path = storage.find(args.run)
-        return load_run_file(path), read_json(Path(path))  # the same checked reading for both
+        run, data = load_run_file(path), read_json(Path(path))  # the same checked reading for both
     except (RunNotFound, RunLoadError) as exc:
         parser.error(printable(str(exc)))
+    if args.estimate_model is None:
+        return run, data
+    try:
+        data = rescale_run(data, model_from_spec(args.estimate_model))
+    except (ValueError, EstimateModelError) as exc:
+        parser.error(f"--estimate-model: {printable(str(exc))}")
+    return run_from_json(data, run.label, run.path), data
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -79,10 +102,15 @@ def run_report(args: argparse.Namespace) -> int:
         except pages.PlotUnavailable as exc:
             print(f"energy-bench report: {exc}", file=sys.stderr)
             return 2
+    if args.save_json is not None and args.estimate_model is None:
+        parser.error("--save-json needs --estimate-model (without it the run is the file it was read from)")
     run, data = load(parser, args)
+    if args.save_json is not None:
+        save_json(parser, args.save_json, data)
     rankings = ranking.rank(data["benchmarks"], args.reference)
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    factors = factor_lines(machine.get("energy"))
+    model = model_line(machine.get("energy"))
+    factors = ([model] if model else []) + factor_lines(machine.get("energy"))
     print(render(run, rankings, args.format, args.reference, factors), end="")
     if args.html is not None:
         try:
@@ -91,7 +119,7 @@ def run_report(args: argparse.Namespace) -> int:
                 title=f"energy-bench report: {run.label}",
                 rankings=rankings,
                 summary=ranking.summary_lines(rankings, args.reference),
-                notes=run.notes,
+                notes=([model] if model else []) + run.notes,
                 machine_energy=machine.get("energy") if isinstance(machine.get("energy"), dict) else None,
                 reference=args.reference,
             )
@@ -99,6 +127,18 @@ def run_report(args: argparse.Namespace) -> int:
             parser.error(f"--html {args.html}: cannot write ({exc.strerror or exc})")
         print(f"wrote {written[0]} and {len(written) - 1} figure files", file=sys.stderr)
     return 0
+
+
+def save_json(parser: argparse.ArgumentParser, path: Path, data: dict[str, Any]) -> None:
+    """Write the recomputed run atomically (a temporary file renamed over ``path``)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=4) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        parser.error(f"--save-json {printable(str(path))}: cannot write ({exc.strerror or exc})")
+    print(f"wrote {printable(str(path))}", file=sys.stderr)
 
 
 def render(run: Any, rankings: list[ranking.GroupRanking], fmt: str, reference: str, factors: list[str] = ()) -> str:

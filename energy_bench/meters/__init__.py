@@ -2,7 +2,8 @@
 
 ``select_meter(name, ...)`` builds the meter asked for (:mod:`energy_bench.meters.select`: built-ins, the
 ``energy_bench.meters`` entry points, the ``auto`` order); every meter measures windows with
-``mark = meter.begin()`` ... ``reading = meter.end(mark)``. :mod:`energy_bench.meters.gpus` maps CUDA's GPU
+``mark = meter.begin()`` ... ``reading = meter.end(mark)``. :mod:`energy_bench.meters.cpus` picks the estimate's
+watts for the detected CPU. :mod:`energy_bench.meters.gpus` maps CUDA's GPU
 numbering to NVML devices. Nothing here imports pytest or torch.
 """
 
@@ -18,7 +19,13 @@ from energy_bench.meters.base import (
     Reading,
     Source,
 )
-from energy_bench.meters.estimate import DEFAULT_CPU_WATTS, EstimateMeter
+from energy_bench.meters.estimate import (
+    LEGACY_CPU_WATTS,
+    EstimateMeter,
+    EstimateModel,
+    detect_model,
+    estimate_model_of,
+)
 from energy_bench.meters.gpus import GpuIndexError, MigUnsupported, nvml_index
 from energy_bench.meters.nvml import NvmlMeter
 from energy_bench.meters.rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
@@ -32,12 +39,13 @@ from energy_bench.meters.select import (
 
 __all__ = [
     "BUILTIN_METERS",
-    "DEFAULT_CPU_WATTS",
     "DEFAULT_POWERCAP_ROOT",
     "ENTRY_POINT_GROUP",
+    "LEGACY_CPU_WATTS",
     "CompositeMeter",
     "EnergyBenchWarning",
     "EstimateMeter",
+    "EstimateModel",
     "GpuIndexError",
     "Meter",
     "MeterError",
@@ -49,6 +57,8 @@ __all__ = [
     "RaplMeter",
     "Reading",
     "Source",
+    "detect_model",
+    "estimate_model_of",
     "meter_names",
     "nvml_index",
     "select_meter",

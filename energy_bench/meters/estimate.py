@@ -13,9 +13,12 @@ from zero, and one that ends and is reaped moves its whole time from the live pa
 ``RUSAGE_CHILDREN`` (the window keeps only what it spent after ``begin()``). Without ``/proc``
 (macOS) only the first two parts are counted.
 
-The default of 10 W per busy core is a rough stand-in derived from server CPUs' TDP per core
-(e.g. a 32-core part of ~270 W TDP is ~8.4 W per core; desktop parts are higher per core), the
-same TDP x load idea CodeCarbon uses without RAPL. Set ``--energy-cpu-watts`` for your CPU.
+Watts per CPU second come from the detected CPU (:mod:`energy_bench.meters.cpus`): Cloud Carbon
+Footprint's per-vCPU coefficients for its microarchitecture, ``min`` W at idle and ``max`` W at full load.
+A CPU second is one vCPU busy for one second, so the estimate is ``CPU seconds x max W``: the whole wall power
+of a vCPU at full load, its share of the machine's idle power included. The lower bound ``CPU seconds x (max -
+min) W`` counts only the power that load adds above idle, as if the idle share were someone else's. Both are
+recorded (:class:`EstimateModel`). ``--energy-cpu-watts`` replaces the detection with a number of your own.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from energy_bench.meters import cpus
 from energy_bench.meters.base import Meter, Reading, Source
 
-DEFAULT_CPU_WATTS = 10.0
-CPU_WATTS_BASIS = "TDP per core of common server CPUs (e.g. ~270 W / 32 cores = 8.4 W), rounded up"
+#: the flat watts per busy core of energy-bench before per-CPU coefficients (old runs say this, or nothing)
+LEGACY_CPU_WATTS = 10.0
+LEGACY_CPU_WATTS_BASIS = "TDP per core of common server CPUs (e.g. ~270 W / 32 cores = 8.4 W), rounded up"
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _HAS_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
@@ -115,12 +120,99 @@ def process_tree_cpu_seconds() -> float:
 
 
 def cpu_model() -> str | None:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware"):
-            return value.strip()
-    return None
+    return cpus.parse_cpuinfo(_read("/proc/cpuinfo") or "").name
+
+
+@dataclass(frozen=True)
+class EstimateModel:
+    """What the estimate multiplies CPU seconds by, and why: watts per CPU second, the lower bound, the match."""
+
+    watts: float
+    #: watts per CPU second of the lower bound (max - min of the coefficients); None for a user setting
+    lower_watts: float | None
+    architecture: str
+    #: cpuinfo, name, proxy, default or user (:data:`energy_bench.meters.cpus.MATCHES`)
+    match: str
+    #: the coefficients' row (e.g. ``AMD EPYC 3rd Gen``) and source; None for a user setting
+    coefficients: str | None = None
+    source: str | None = None
+    evidence: str | None = None
+
+    def label(self) -> str:
+        """The model in one line, e.g. ``CPU time x 2.02 W per vCPU (AMD EPYC Milan (Zen 3) from cpuinfo, ...)``."""
+        head = f"CPU time x {self.watts:g} W per vCPU"
+        if self.match == "user" and self.coefficients is None:
+            return f"{head} (set by the user; no bounds)"
+        if self.match == "user":
+            how = f"{self.architecture} as chosen, Cloud Carbon Footprint coefficients"
+        elif self.match == "proxy":
+            how = f"{self.architecture}, proxy: Cloud Carbon Footprint's {self.coefficients} coefficients"
+        elif self.match == "default":
+            how = f"{self.architecture}, Cloud Carbon Footprint's default for an unknown CPU"
+        else:
+            how = f"{self.architecture} from {self.match}, Cloud Carbon Footprint coefficients"
+        return f"{head} ({how}; lower bound {self.lower_watts:g} W)"
+
+    def describe(self) -> dict[str, Any]:
+        """Plain JSON for the record (``machine_info.energy.estimate``)."""
+        info = {
+            "method": "cpu-seconds x watts per vCPU",
+            "watts_per_cpu_second": self.watts,
+            "lower_watts_per_cpu_second": self.lower_watts,
+            "architecture": self.architecture,
+            "match": self.match,
+            "coefficients": self.coefficients,
+            "coefficients_source": self.source,
+            "evidence": self.evidence,
+            "label": self.label(),
+        }
+        return {k: v for k, v in info.items() if v is not None}
+
+
+def model_for(match: cpus.CpuMatch) -> EstimateModel:
+    """The estimate of a matched CPU: max W per CPU second, with max - min W as the lower bound."""
+    return EstimateModel(
+        watts=match.max_watts,
+        lower_watts=round(match.max_watts - match.min_watts, 6),
+        architecture=match.architecture,
+        match=match.match,
+        coefficients=match.coefficients,
+        source=cpus.source_line(),
+        evidence=match.evidence,
+    )
+
+
+def user_model(watts: float) -> EstimateModel:
+    return EstimateModel(watts=float(watts), lower_watts=None, architecture="as set by the user", match="user")
+
+
+def model_from_spec(spec: str) -> EstimateModel:
+    """``detect`` (this machine's CPU), a number of watts per CPU second, or an architecture by name (``milan``,
+    ``cascade-lake``, ``default``); ValueError with one line when it is none of these."""
+    text = spec.strip()
+    if text.lower() == "detect":
+        return detect_model()
+    try:
+        watts = float(text)
+    except ValueError:
+        watts = None
+    if watts is not None:
+        if not 0 < watts < float("inf"):
+            raise ValueError(f"{spec!r}: watts per CPU second must be a positive finite number")
+        return user_model(watts)
+    if text.lower() == "default":
+        return model_for(cpus.match_cpu(cpus.CpuId()))
+    try:
+        arch = cpus.find_architecture(text)
+    except LookupError as exc:
+        raise ValueError(f"{exc}; or give detect, default or a number of watts") from None
+    return model_for(cpus.match_architecture(arch, f"chosen by name ({text})"))
+
+
+def detect_model(cpuinfo: str | None = None) -> EstimateModel:
+    """The model for this machine's CPU (``cpuinfo``: a ``/proc/cpuinfo`` text to use instead)."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    return model_for(cpus.match_cpu(cpus.parse_cpuinfo(text or "")))
 
 
 @dataclass(frozen=True)
@@ -130,7 +222,11 @@ class EstimateMark:
 
 
 class EstimateMeter(Meter):
-    """Joules in domain ``cpu`` = CPU seconds x ``cpu_watts``; always labelled estimated."""
+    """Joules in domain ``cpu`` = CPU seconds x ``cpu_watts``; always labelled estimated.
+
+    ``cpu_watts`` None: the detected CPU's coefficients (:func:`detect_model`); a number: that, as a user setting;
+    ``model``: an :class:`EstimateModel` to use as it is.
+    """
 
     name = "estimate"
     source = Source.ESTIMATED
@@ -141,14 +237,18 @@ class EstimateMeter(Meter):
 
     def __init__(
         self,
-        cpu_watts: float = DEFAULT_CPU_WATTS,
+        cpu_watts: float | None = None,
         *,
+        model: EstimateModel | None = None,
         clock: Callable[[], float] = time.monotonic,
         cpu_seconds: Callable[[], float] = process_tree_cpu_seconds,
     ):
-        if not cpu_watts > 0:
+        if cpu_watts is not None and not cpu_watts > 0:
             raise ValueError(f"cpu_watts must be positive, got {cpu_watts!r}")
-        self.cpu_watts = float(cpu_watts)
+        if model is None:
+            model = detect_model() if cpu_watts is None else user_model(cpu_watts)
+        self.model = model
+        self.cpu_watts = model.watts
         self._clock = clock
         self._cpu_seconds = cpu_seconds
 
@@ -173,9 +273,21 @@ class EstimateMeter(Meter):
             "meter": self.name,
             "source": self.source.value,
             "cpu_watts": self.cpu_watts,
-            "cpu_watts_basis": CPU_WATTS_BASIS if self.cpu_watts == DEFAULT_CPU_WATTS else "user setting",
+            "cpu_watts_basis": self.model.label(),
+            "estimate": self.model.describe(),
             "cpu_count": os.cpu_count(),
             "cpus_usable": usable,
             "cpu_model": cpu_model(),
             "counts": "CPU time of this process (all threads) and its child processes",
         }
+
+
+def estimate_model_of(meter: Meter | None) -> EstimateModel | None:
+    """The model of the estimate meter in ``meter`` (itself or a part of a composite); None when there is none."""
+    if isinstance(meter, EstimateMeter):
+        return meter.model
+    for part in getattr(meter, "meters", ()):
+        found = estimate_model_of(part)
+        if found is not None:
+            return found
+    return None

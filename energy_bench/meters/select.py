@@ -32,7 +32,7 @@ from typing import Any
 
 from energy_bench.errors import EnergyBenchWarning
 from energy_bench.meters.base import CompositeMeter, Meter, MeterNotInstalled, MeterUnavailable
-from energy_bench.meters.estimate import DEFAULT_CPU_WATTS, EstimateMeter
+from energy_bench.meters.estimate import EstimateMeter
 from energy_bench.meters.gpus import GpuIndexError
 from energy_bench.meters.nvml import NvmlMeter
 from energy_bench.meters.rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
@@ -51,7 +51,8 @@ class MeterSettings:
     #: CUDA indices to measure (--energy-gpus), None: every GPU CUDA shows
     gpus: tuple[int, ...] | None = None
     powercap_root: str = DEFAULT_POWERCAP_ROOT
-    cpu_watts: float = DEFAULT_CPU_WATTS
+    #: --energy-cpu-watts; None: the detected CPU's coefficients
+    cpu_watts: float | None = None
 
 
 def meter_entry_points() -> Sequence[importlib.metadata.EntryPoint]:
@@ -81,7 +82,7 @@ def select_meter(
     *,
     gpus: Iterable[int] | None = None,
     powercap_root: str = DEFAULT_POWERCAP_ROOT,
-    cpu_watts: float = DEFAULT_CPU_WATTS,
+    cpu_watts: float | None = None,
 ) -> Meter:
     """Build the meter called ``kind``. Raises MeterUnavailable when a named meter cannot work."""
     settings = MeterSettings(None if gpus is None else tuple(gpus), powercap_root, cpu_watts)
@@ -168,8 +169,9 @@ def _auto(settings: MeterSettings) -> Meter:
     meter = _auto_plugged_in(plugged, settings, reasons)
     if meter is not None:
         return meter
-    _warn(f"{'; '.join(r for r in reasons if r)}; using the CPU-time estimate ({settings.cpu_watts:g} W per busy core)")
-    return EstimateMeter(settings.cpu_watts)
+    meter = EstimateMeter(settings.cpu_watts)
+    _warn(f"{'; '.join(r for r in reasons if r)}; using the CPU-time estimate: {meter.model.label()}")
+    return meter
 
 
 def _auto_plugged_in(

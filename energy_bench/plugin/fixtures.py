@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 from energy_bench.errors import EnergyBenchWarning
-from energy_bench.meters import Meter, MeterError, MeterUnavailable, select_meter, window
+from energy_bench.meters import Meter, MeterError, MeterUnavailable, estimate_model_of, select_meter, window
 from energy_bench.meters.cooldown import RoundTemperatures
 from energy_bench.plugin import openmp, table
 from energy_bench.plugin import rounds as rounds_mod
 from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session
 from energy_bench.runs import record as records
+from energy_bench.runs.estimate_model import add_estimate
 from energy_bench.runs.footprint import add_footprint
 
 #: usage errors found inside tests (e.g. energy() given a non-callable): they set exit code 4
@@ -181,6 +182,9 @@ class EnergyFixture:
             values = until.values if isinstance(until, rounds_mod.Target) else None
             record["to_target"] = records.target_record(done.readings, bool(done.reached), rounds, target, values)
         add_footprint(record, self._session.settings.footprint)
+        model = estimate_model_of(self.meter)
+        if model is not None and record.get("meter") == "estimate":
+            add_estimate(record, model)
         self.benchmark.extra_info["energy"] = record
         return done.result
 
@@ -287,7 +291,7 @@ def write_energy_table(terminalreporter, config: pytest.Config) -> None:
     session = get_session(config)
     lines = table.energy_table_lines(
         [b for b in bench_session.benchmarks if b],
-        cpu_watts=session.settings.cpu_watts,
+        estimate=None if (model := estimate_model_of(session.meter)) is None else model.label(),
         comparison=session.comparison,
     )
     if not lines:

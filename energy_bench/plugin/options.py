@@ -54,7 +54,13 @@ OPTIONS: list[Option] = [
         "(gross minus idle watts x time) beside gross (default 0: off).",
         {},
     ),
-    ("--energy-cpu-watts", "energy_cpu_watts", "watts per busy core for the CPU-time estimate (default 10).", {}),
+    (
+        "--energy-cpu-watts",
+        "energy_cpu_watts",
+        "watts per CPU second (one busy vCPU) for the CPU-time estimate (default: the detected CPU's published "
+        "per-vCPU coefficients).",
+        {},
+    ),
     (
         "--energy-powercap-root",
         "energy_powercap_root",
@@ -92,6 +98,13 @@ OPTIONS: list[Option] = [
         "--energy-carbon-intensity",
         "energy_carbon_intensity",
         "grid carbon intensity in gCO2e/kWh: records, table and report add grams CO2e beside joules (default: none).",
+        {},
+    ),
+    (
+        "--energy-carbon-region",
+        "energy_carbon_region",
+        "grid carbon intensity looked up offline in energy-bench's table: an ISO country code (FR, FRA) or a cloud "
+        "region (aws:us-east-1, gcp:europe-west1, azure:westeurope); --energy-carbon-intensity wins over it.",
         {},
     ),
     (

@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from energy_bench.meters import DEFAULT_CPU_WATTS, DEFAULT_POWERCAP_ROOT, Meter, meter_names
+from energy_bench.meters import DEFAULT_POWERCAP_ROOT, Meter, meter_names
 from energy_bench.meters.cooldown import DEFAULT_COOLDOWN_TIMEOUT_S
 from energy_bench.plugin import openmp, options
+from energy_bench.runs import grid
 from energy_bench.runs.footprint import Footprint
 
 # Upper bounds of the numeric options: beyond them a value is a typo (1e9 idle seconds is 30 years of waiting before
 # the first test), not a setting, and would hang or overflow the session instead of measuring.
 #: longest idle-power measurement, seconds
 MAX_IDLE_SECONDS = 600.0
-#: most watts per busy core the estimate accepts (server cores draw a few to ~20 W)
+#: most watts per CPU second the estimate accepts (published per-vCPU figures are 0.5 to 9 W)
 MAX_CPU_WATTS = 1000.0
 #: longest minimum round, seconds
 MAX_MIN_ROUND_SECONDS = 60.0
@@ -39,7 +40,8 @@ class Settings:
     meter: str = "auto"
     gpus: tuple[int, ...] | None = None
     idle_seconds: float = 0.0
-    cpu_watts: float = DEFAULT_CPU_WATTS
+    #: --energy-cpu-watts; None: the estimate takes the detected CPU's coefficients
+    cpu_watts: float | None = None
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     #: --energy-min-round-seconds; None: the meter's own minimum window
     min_round_seconds: float | None = None
@@ -108,8 +110,8 @@ def from_config(config: pytest.Config) -> Settings:
     idle = _parse_float("--energy-idle-seconds", idle_value, minimum=0.0, maximum=MAX_IDLE_SECONDS)
     watts_value = options.get(config, "energy_cpu_watts")
     cpu_watts = (
-        DEFAULT_CPU_WATTS
-        if watts_value is None
+        None
+        if watts_value in (None, "")
         else _parse_float("--energy-cpu-watts", watts_value, minimum=0.0, maximum=MAX_CPU_WATTS, strict=True)
     )
     root_value = options.get(config, "energy_powercap_root")
@@ -145,6 +147,7 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
     """Carbon intensity and price with what they need: a source is optional, a currency is not."""
     intensity_value = options.get(config, "energy_carbon_intensity")
     source = (options.get(config, "energy_carbon_source") or "").strip() or None
+    region = _parse_region(options.get(config, "energy_carbon_region"))
     price_value = options.get(config, "energy_price")
     currency = (options.get(config, "energy_currency") or "").strip() or None
     intensity = None
@@ -152,8 +155,15 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
         intensity = _parse_float(
             "--energy-carbon-intensity", intensity_value, minimum=0.0, maximum=MAX_CARBON_INTENSITY
         )
+    elif source and region is not None:
+        raise pytest.UsageError(
+            "--energy-carbon-source goes with --energy-carbon-intensity: --energy-carbon-region brings its own source"
+        )
     elif source:
         raise pytest.UsageError("--energy-carbon-source needs --energy-carbon-intensity (gCO2e/kWh)")
+    details = None
+    if intensity is None and region is not None:  # a number typed by hand wins over the table
+        intensity, source, details = region.g_per_kwh, region.source(), region.describe()
     price = None
     if price_value is not None:
         price = _parse_float("--energy-price", price_value, minimum=0.0, maximum=MAX_PRICE_PER_KWH)
@@ -163,4 +173,14 @@ def _parse_footprint(config: pytest.Config) -> Footprint:
         raise pytest.UsageError("--energy-currency needs --energy-price (price per kWh)")
     if currency and (len(currency) > MAX_CURRENCY_CHARS or any(c.isspace() for c in currency)):
         raise pytest.UsageError(f"--energy-currency: {currency!r} is not a currency code or symbol, e.g. EUR")
-    return Footprint(intensity, source, price, currency)
+    return Footprint(intensity, source, price, currency, details)
+
+
+def _parse_region(value: str | None) -> grid.GridIntensity | None:
+    """The table's row for --energy-carbon-region; a usage error naming near matches for a code it lacks."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return grid.lookup(value)
+    except grid.UnknownRegion as exc:
+        raise pytest.UsageError(f"--energy-carbon-region: {exc}") from None

@@ -142,15 +142,23 @@ def footprint_note(benchmarks: Iterable[Any]) -> list[str]:
 
 
 def energy_table_lines(
-    benchmarks: Iterable[Any], *, cpu_watts: float, comparison: Mapping[str, Mapping[str, Any]] | None = None
+    benchmarks: Iterable[Any],
+    *,
+    estimate: str | None = None,
+    comparison: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
-    """The table as lines of text, with its footnotes; empty when nothing was measured."""
+    """The table as lines of text, with its footnotes; empty when nothing was measured.
+
+    ``estimate``: the estimate's model in one line (:meth:`energy_bench.meters.EstimateModel.label`), for the
+    footnote of estimated rows.
+    """
     benchmarks = list(benchmarks)
     headers, rows, any_estimated = energy_rows(benchmarks, comparison)
     if not rows:
         return []
     lines = tabulate(rows, headers=headers, disable_numparse=True).splitlines()
     if any_estimated:
-        lines.append(f"{ESTIMATED_MARK} estimated from CPU time x {cpu_watts:g} W/core, not measured")
+        how = f": {estimate}" if estimate else ""
+        lines.append(f"{ESTIMATED_MARK} estimated, not measured{how}")
     lines += footprint_note(benchmarks)
     return lines

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from energy_bench.errors import EnergyBenchError
+from energy_bench.runs.estimate_model import recorded_model
 from energy_bench.runs.parse import BenchRecord, Samples, TargetResult
 from energy_bench.runs.text import format_change, printable
 
@@ -550,7 +551,8 @@ def compatibility_problems(
     baseline_machine: Mapping | None = None,
     current_machine: Mapping | None = None,
 ) -> list[str]:
-    """Why the energy of these runs is not comparable (measured vs estimated, other meters or devices)."""
+    """Why the energy of these runs is not comparable (measured vs estimated, other meters, estimate models or
+    devices)."""
     problems: list[str] = []
     for name, cur in current.items():
         base = baseline.get(name)
@@ -560,6 +562,7 @@ def compatibility_problems(
             problems.append(f"baseline energy is {base.source} ({base.meter}), current is {cur.source} ({cur.meter})")
         elif base.meter and cur.meter and base.meter != cur.meter:
             problems.append(f"different meters: baseline {base.meter}, current {cur.meter}")
+    problems += _model_problems(baseline, current, baseline_machine, current_machine)
     base_devices = _devices(baseline_machine)
     cur_devices = _devices(current_machine)
     if base_devices is not None and cur_devices is not None and base_devices != cur_devices:
@@ -568,6 +571,30 @@ def compatibility_problems(
             f"current {', '.join(cur_devices) or 'none'}"
         )
     return [printable(p) for p in dict.fromkeys(problems)]
+
+
+def _model_problems(
+    baseline: Mapping[str, BenchRecord],
+    current: Mapping[str, BenchRecord],
+    baseline_machine: Mapping | None,
+    current_machine: Mapping | None,
+) -> list[str]:
+    """Estimated joules computed with other watts per CPU second: their ratio is the models', not the code's."""
+    base, cur = recorded_model(baseline_machine), recorded_model(current_machine)
+    if base is None or cur is None or base.watts == cur.watts:
+        return []
+    # Only where the runs compare estimated joules (an empty mapping: whole runs, e.g. shards being merged).
+    estimated = [
+        name
+        for name, record in current.items()
+        if record.source == "estimated" and getattr(baseline.get(name), "source", None) == "estimated"
+    ]
+    if (baseline or current) and not estimated:
+        return []
+    return [
+        f"different estimate models: baseline {base.label}, current {cur.label} "
+        "(recompute one with energy-bench report RUN --estimate-model ... --save-json FILE)"
+    ]
 
 
 #: how deep composite meters' ``parts`` are followed (a real one nests once)

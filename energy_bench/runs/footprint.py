@@ -1,7 +1,9 @@
 """Carbon and cost beside joules: grams CO2e and money at a grid intensity and an energy price the user gives.
 
-Nothing here has a default: a run without ``--energy-carbon-intensity`` / ``--energy-price`` carries no carbon or
-cost fields at all. The conversion is plain arithmetic on the record's gross joules (what the meter saw):
+Nothing here has a default: a run without ``--energy-carbon-intensity`` / ``--energy-carbon-region`` /
+``--energy-price`` carries no carbon or cost fields at all. An intensity looked up by region
+(:mod:`energy_bench.runs.grid`) adds ``region``, ``region_name``, ``year`` and ``license`` to ``carbon``.
+The conversion is plain arithmetic on the record's gross joules (what the meter saw):
 ``kWh = J / 3.6e6``, ``grams = kWh x intensity (gCO2e/kWh)``, ``cost = kWh x price per kWh``.
 
 Fields added to ``extra_info.energy`` (per call, and to the target where the record has ``to_target``)::
@@ -24,6 +26,8 @@ from energy_bench.runs.text import printable
 JOULES_PER_KWH = 3.6e6
 #: recorded as the source when an intensity was given without --energy-carbon-source
 SOURCE_NOT_GIVEN = "not given"
+#: what a looked-up intensity adds to ``carbon``
+DETAIL_KEYS = ("region", "region_name", "year", "license")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Footprint:
     carbon_source: str | None = None
     price_per_kwh: float | None = None
     currency: str | None = None
+    #: where a looked-up intensity comes from: region, region_name, year, license (:meth:`GridIntensity.describe`)
+    carbon_details: Mapping[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.intensity_g_per_kwh is not None or self.price_per_kwh is not None
@@ -51,6 +57,7 @@ class Footprint:
             info["carbon"] = {
                 "intensity_g_per_kwh": self.intensity_g_per_kwh,
                 "source": self.carbon_source or SOURCE_NOT_GIVEN,
+                **(self.carbon_details or {}),
             }
         if self.price_per_kwh is not None:
             info["cost"] = {"price_per_kwh": self.price_per_kwh, "currency": self.currency}
@@ -66,6 +73,7 @@ def from_record(record: Mapping[str, Any]) -> Footprint:
         carbon.get("source") if isinstance(carbon.get("source"), str) else None,
         _number(cost.get("price_per_kwh")),
         cost.get("currency") if isinstance(cost.get("currency"), str) else None,
+        {k: carbon[k] for k in DETAIL_KEYS if k in carbon} or None,
     )
 
 

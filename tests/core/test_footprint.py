@@ -88,7 +88,7 @@ def test_table_shows_carbon_and_cost_columns_with_their_factors() -> None:
     start = headers.index("CO2e (g/call)")
     assert rows[0][start : start + 4] == ["40", "", "0.025", ""]
     assert rows[1][start : start + 4] == ["40", "not reached", "0.025", "not reached"]
-    lines = table.energy_table_lines([bench("test_a", plain)], cpu_watts=10)
+    lines = table.energy_table_lines([bench("test_a", plain)])
     assert lines[-2:] == ["CO2e at 400 gCO2e/kWh (source: grid operator 2025)", "cost at 0.25 EUR/kWh"]
 
 

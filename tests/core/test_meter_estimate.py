@@ -107,10 +107,14 @@ def test_process_tree_cpu_grows():
 
 
 def test_info_and_bad_watts():
-    info = EstimateMeter().info()
-    assert info["cpu_watts"] == 10.0 and "TDP" in info["cpu_watts_basis"]
+    info = EstimateMeter().info()  # this machine's CPU, whichever it is: the record says what was matched
+    assert info["cpu_watts"] == info["estimate"]["watts_per_cpu_second"] > 0
+    assert info["cpu_watts_basis"] == info["estimate"]["label"] and "W per vCPU" in info["cpu_watts_basis"]
+    assert info["estimate"]["match"] in ("cpuinfo", "name", "proxy", "default")
     assert info["cpu_count"] >= 1 and info["source"] == "estimated" and "cpu_model" in info
-    assert EstimateMeter(7).info()["cpu_watts_basis"] == "user setting"
+    user = EstimateMeter(7).info()
+    assert user["cpu_watts_basis"] == "CPU time x 7 W per vCPU (set by the user; no bounds)"
+    assert user["estimate"]["match"] == "user" and "lower_watts_per_cpu_second" not in user["estimate"]
     assert EstimateMeter().domains() == ["cpu"]
     with pytest.raises(ValueError, match="cpu_watts must be positive"):
         EstimateMeter(0)

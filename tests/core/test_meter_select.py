@@ -137,7 +137,7 @@ def test_auto_falls_back_to_estimate_with_both_reasons(no_nvml, denied):
     (message,) = [str(w.message) for w in record]
     assert message.startswith("NVML library not found")
     assert "RAPL counters unreadable: " in message and "energy_uj: Is a directory" in message
-    assert message.endswith("using the CPU-time estimate (12 W per busy core)")
+    assert message.endswith("using the CPU-time estimate: CPU time x 12 W per vCPU (set by the user; no bounds)")
 
 
 def test_auto_with_no_gpu_falls_back(monkeypatch, tmp_path):

@@ -77,7 +77,13 @@ def test_json_record_table_and_plain_benchmark(pytester: pytest.Pytester) -> Non
     assert record["domains"]["cpu"] == pytest.approx(record["joules"]["mean"])
     assert type(record["mean_watts"]) is float and record["mean_watts"] >= 0
     assert (extra["accuracy"], extra["loss"], extra["epochs"]) == (0.93, 0.25, 2)
-    assert machine["energy"]["meter"] == "estimate" and machine["energy"]["cpu_watts"] == 10.0
+    # whichever CPU runs this: the run says which model, and each record its watts and CPU seconds
+    model = machine["energy"]["estimate"]
+    assert machine["energy"]["meter"] == "estimate" and machine["energy"]["cpu_watts"] == model["watts_per_cpu_second"]
+    assert record["estimate"]["watts_per_cpu_second"] == model["watts_per_cpu_second"]
+    assert record["estimate"]["cpu_seconds_per_call"] * model["watts_per_cpu_second"] == pytest.approx(
+        record["joules_per_call"]["mean"]
+    )
     assert set(machine["energy"]["idle_watts"]) == {"cpu"}
     assert 0 < machine["energy"]["session_seconds"] < 600  # the session's wall time until the save
 
@@ -88,7 +94,7 @@ def test_json_record_table_and_plain_benchmark(pytester: pytest.Pytester) -> Non
             "*energy-bench: energy per call*",
             "name*time (mean)*energy (J/call, mean +- stddev)*net energy (J/call)*power (W)*accuracy*source",
             "test_measured *s *~*+-*~*93.00%*estimated",  # any time unit: the machine sets it
-            "~ estimated from CPU time x 10 W/core, not measured",
+            "~ estimated, not measured: CPU time x * W per vCPU (*)",
         ]
     )
     assert "test_plain " not in result.stdout.str().split("energy per call")[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from energy_bench.meters import EstimateMeter
 from energy_bench.meters.base import Reading, Source
 from energy_bench.plugin import table
 from energy_bench.runs import record as records
@@ -45,8 +46,9 @@ def test_net_column_estimated_marks_and_failed_rows() -> None:
     assert rows[1][1:5] == ["2 s", "~3 +- 0", "", "~6"]  # estimated values carry the mark
     assert rows[2][2:6] == ["failed: GPU is lost", "", "", ""]
     assert estimated
-    lines = table.energy_table_lines(benches, cpu_watts=12.5)
-    assert lines[-1] == "~ estimated from CPU time x 12.5 W/core, not measured"
+    lines = table.energy_table_lines(benches, estimate=EstimateMeter(12.5).model.label())
+    assert lines[-1] == "~ estimated, not measured: CPU time x 12.5 W per vCPU (set by the user; no bounds)"
+    assert table.energy_table_lines(benches)[-1] == "~ estimated, not measured"
     assert lines[0].split()[:2] == ["name", "time"]
 
 
@@ -60,7 +62,7 @@ def test_comparison_columns_are_appended_in_order() -> None:
 
 
 def test_nothing_measured_prints_nothing() -> None:
-    assert table.energy_table_lines([bench("test_plain", {})], cpu_watts=10) == []
+    assert table.energy_table_lines([bench("test_plain", {})]) == []
 
 
 def test_format_duration() -> None:
