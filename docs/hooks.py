@@ -242,6 +242,38 @@ def render_overhead() -> str:
     return f"Measured on {_machine(run)}.\n\n" + _table(["figure", "value"], rows)
 
 
+def render_estimate_vs_codecarbon() -> str:
+    """benchmarks/estimate_vs_codecarbon.py's output: joules per workload and tool, mean and range over repeats."""
+    data = _load("estimate-vs-codecarbon.json")
+
+    def spread(values: list[float]) -> str:
+        return f"{sum(values) / len(values):.4g} ({min(values):.4g}-{max(values):.4g})"
+
+    rows = []
+    for workload, tools in data["results"].items():
+        for tool, runs in tools.items():
+            lower = [r["lower_joules"] for r in runs if r.get("lower_joules") is not None]
+            rows.append(
+                [
+                    workload,
+                    tool,
+                    spread([r["joules"] for r in runs]),
+                    spread(lower) if lower else "",
+                    spread([r["cpu_seconds"] for r in runs]),
+                    spread([r["wall_seconds"] for r in runs]),
+                    runs[0]["basis"],
+                ]
+            )
+    args = data["args"]
+    head = (
+        f"Estimated, not measured (no RAPL on this machine): {args['repeats']} runs each, mean (min-max), on "
+        f"{data['cpu']}."
+    )
+    return head + "\n\n" + _table(
+        ["workload", "tool", "CPU joules", "lower bound (J)", "CPU s", "wall s", "what the figure is based on"], rows
+    )
+
+
 FIELD = {
     "field-loop.json": "(a) last:5, ~17 ms loop",
     "field-ab.json": "(b) energy-bench ab",
@@ -294,6 +326,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "results-omp": render_omp,
     "estimate-coefficients": render_estimate_coefficients,
     "carbon-regions": render_carbon_regions,
+    "results-codecarbon": render_estimate_vs_codecarbon,
 }
 
 
