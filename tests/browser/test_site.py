@@ -151,3 +151,31 @@ def test_the_site_works_from_a_local_server_too(site, open_page) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_study_page_shows_each_ratio_of_the_latest_run_and_each_model_over_commits(tmp_path, open_page) -> None:
+    import json
+    from pathlib import Path
+
+    from energy_bench.runs import ranking
+
+    root = tmp_path / "storage"
+    for i, name in enumerate(("study-1.json", "study-2.json")):
+        data = json.loads((Path(__file__).parents[2] / "docs" / "data" / name).read_text())
+        data["commit_info"].update(id=f"{i + 1:040x}", time=f"2026-03-0{i + 1}T00:00:00+00:00")
+        write_run(root, "cpu-box", i + 1, data)
+    runs = load_history_runs(argparse.Namespace(storage=str(root), machine_id=None))
+    publish(runs, tmp_path / "site", changes=lambda s: [])
+    latest = [g for g in ranking.rank(runs[-1].benchmarks.values()) if g.metric == ranking.TO_TARGET]
+    ratios = [r for g in latest for r in g.ranked if r.entry.variant != "baseline" and r.ratio is not None]
+
+    opened = open_page(tmp_path / "site" / "study.html")
+    drawn = opened.page.evaluate(  # plotly keeps an empty element where a variant has no ratio (not reached)
+        "() => Array.from(document.querySelectorAll('#plot-study-latest .barlayer .point path'))"
+        ".filter(p => p.getBBox().height > 0).length"
+    )
+    assert drawn == len(ratios) > 0
+    assert opened.page.locator("#study-history .plot").count() == len(latest)
+    assert "estimated energy, not measured" in opened.page.locator("#study-summary").inner_text()
+    assert opened.page.locator("#study-summary li").count() == 4  # a line per compressor
+    assert opened.errors == [] and opened.remote == []
