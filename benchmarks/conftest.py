@@ -37,6 +37,18 @@ def pytest_addoption(parser):
         help="field: saved baseline runs pooled with last:N (default 5, as docs/gate.md recommends).",
     )
     group.addoption(
+        "--energy-scale-runs",
+        type=int,
+        default=2000,
+        help="test_publish_scale: saved runs in the published history (default 2000).",
+    )
+    group.addoption(
+        "--energy-scale-benchmarks",
+        type=int,
+        default=50,
+        help="test_publish_scale: benchmarks per run (default 50: 100,000 records).",
+    )
+    group.addoption(
         "--energy-field-fail",
         default=None,
         help="field: thresholds of the gate (default: the recommendation for the meter in use, see docs/gate.md).",

@@ -74,6 +74,10 @@ class BenchRecord:
     invalid: dict[str, str] = field(default_factory=dict)
     #: energy to a target (``energy(..., until=...)``), when the benchmark had one
     to_target: TargetResult | None = None
+    #: pytest-benchmark's ``group`` and the saved ``extra_info`` as read (plain JSON): what the ranking of variants
+    #: (:mod:`energy_bench.runs.ranking`) reads, so that a run from any store can be ranked
+    group: str | None = None
+    extra_info: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def samples(self, metric: str) -> Samples | None:
         """One metric's samples; accuracy and joules to the target are one value per run (no rounds)."""
@@ -316,7 +320,10 @@ def run_from_json(data: Any, label: str, path: Path | None = None) -> SavedRun:
             raise RunLoadError(f"{label}: not a pytest-benchmark run (a benchmark without 'fullname')")
         if entry["fullname"] in benchmarks:
             duplicates.append(entry["fullname"])
-        benchmarks[entry["fullname"]] = record_from(entry["fullname"], entry.get("extra_info"), entry.get("stats"))
+        record = record_from(entry["fullname"], entry.get("extra_info"), entry.get("stats"))
+        record.group = entry.get("group") if isinstance(entry.get("group"), str) else None
+        record.extra_info = entry.get("extra_info") if isinstance(entry.get("extra_info"), Mapping) else None
+        benchmarks[entry["fullname"]] = record
     commit = data.get("commit_info") if isinstance(data.get("commit_info"), Mapping) else {}
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), Mapping) else {}
     match = RUN_NUMBER.match(path.name) if path else None

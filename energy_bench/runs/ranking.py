@@ -31,7 +31,7 @@ PER_CALL = "per call"
 NOISE_SIGMAS = 2.0
 
 # verdicts, in ranking order after the energy itself
-REFERENCE, SAVED, SAME, COST, NOT_REACHED, NO_REFERENCE, NO_TARGET, FAILED = (
+REFERENCE, SAVED, SAME, COST, NOT_REACHED, NO_REFERENCE, NO_TARGET, FAILED, NOT_MEASURED = (
     "reference",
     "saved",
     "no clear difference",
@@ -40,6 +40,7 @@ REFERENCE, SAVED, SAME, COST, NOT_REACHED, NO_REFERENCE, NO_TARGET, FAILED = (
     "no reference",
     "no target",
     "failed",
+    "not measured",  # no energy record at all (a benchmark without the energy fixture): nothing failed
 )
 RANKED_BY_JOULES = (REFERENCE, SAVED, SAME, COST, NO_REFERENCE)
 
@@ -216,7 +217,7 @@ def rank_group(group: str, entries: Sequence[Entry], reference: str = DEFAULT_RE
     ref = next((e for e in entries if e.variant == reference), None)
     usable_ref = ref if ref is not None and _usable(ref, metric) else None
     ranked = [_judge(e, metric, reference, usable_ref) for e in entries]
-    order = {verdict: i for i, verdict in enumerate((*RANKED_BY_JOULES, NOT_REACHED, NO_TARGET, FAILED))}
+    order = {verdict: i for i, verdict in enumerate((*RANKED_BY_JOULES, NOT_REACHED, NO_TARGET, FAILED, NOT_MEASURED))}
 
     def key(r: Ranked) -> tuple:
         by_joules = r.verdict in RANKED_BY_JOULES
@@ -238,7 +239,9 @@ def _usable(entry: Entry, metric: str) -> bool:
 
 
 def _judge(entry: Entry, metric: str, reference: str, ref: Entry | None) -> Ranked:
-    if entry.error is not None or entry.metric is None:
+    if entry.error is None and entry.metric is None:
+        return Ranked(entry, None, NOT_MEASURED)
+    if entry.error is not None:
         return Ranked(entry, None, FAILED)
     if entry.metric != metric:
         return Ranked(entry, None, NO_TARGET)
@@ -330,7 +333,7 @@ def _variant_sentence(
             f"{g.group} {format_accuracy(r.entry.accuracy) or '?'} after {r.entry.rounds} rounds" for g, r in missed
         )
         parts.append(f"did not reach the target on {len(missed)} ({where})")
-    others = sum(len(by_verdict.get(v, [])) for v in (FAILED, NO_REFERENCE, NO_TARGET))
+    others = sum(len(by_verdict.get(v, [])) for v in (FAILED, NO_REFERENCE, NO_TARGET, NOT_MEASURED))
     if others:
         parts.append(f"not comparable on {others}")
     return f"{variant}: " + "; ".join(parts) + ".", len(saved)

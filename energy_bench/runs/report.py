@@ -20,15 +20,18 @@ import html
 import io
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
 from energy_bench.errors import EnergyBenchError
+from energy_bench.runs import look
 from energy_bench.runs.footprint import factor_lines
 from energy_bench.runs.ranking import (
     DEFAULT_REFERENCE,
+    NOT_MEASURED,
     NOT_REACHED,
     PER_CALL,
     RANKED_BY_JOULES,
@@ -37,6 +40,7 @@ from energy_bench.runs.ranking import (
     group_title,
     table_cells,
 )
+from energy_bench.runs.text import format_ratio
 
 PLOT_EXTRA = "pip install 'pytest-energy-bench[plot]'"
 FIGURE_SIZE = (6.4, 4.2)
@@ -83,6 +87,35 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
 
 
+#: where a point's label may go, in points from the point, tried in order: beside it, then further up or down
+_LABEL_OFFSETS = [(dx, dy) for dy in (3, -11, 15, -23, 27, -35, 39, -47) for dx in (6, -6)]
+
+
+def place_labels(ax: Any, points: Sequence[tuple[float, float]], labels: Sequence[str]) -> None:
+    """Label each point where the label overlaps no label placed before it (close points, such as a baseline and
+    a variant at the same joules and accuracy, get labels above and below each other instead of on top)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.figure
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # the constrained layout fixes the axes, so display positions hold
+    renderer = canvas.get_renderer()
+    placed: list[Any] = []
+    for xy, label in sorted(zip(points, labels), key=lambda item: (-item[0][1], item[0][0])):
+        for dx, dy in _LABEL_OFFSETS:
+            text = ax.annotate(
+                label, xy, textcoords="offset points", xytext=(dx, dy), fontsize=8, ha="left" if dx > 0 else "right"
+            )
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            text.remove()
+        else:  # no free place near the point: the first one, overlapping
+            text = ax.annotate(label, xy, textcoords="offset points", xytext=_LABEL_OFFSETS[0], fontsize=8)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+
+
 def pareto_figure(group: GroupRanking) -> Any:
     """Joules against accuracy for one group: variants that reached (or ran), those that did not, the front."""
     fig = _figure()
@@ -113,14 +146,6 @@ def pareto_figure(group: GroupRanking) -> Any:
             zorder=2,
             label="Pareto front",
         )
-    for i, r in enumerate(shown + missed):  # staggered, so that variants at the same point stay readable
-        ax.annotate(
-            r.entry.variant,
-            (r.entry.joules, r.entry.accuracy),
-            textcoords="offset points",
-            xytext=(6, 4 - 10 * (i % 3)),
-            fontsize=8,
-        )
     target = next((r.entry.target for r in group.ranked if r.entry.target is not None), None)
     if target is not None:
         ax.axhline(target, color="gray", linewidth=0.8, linestyle=":", label=f"target {target:.3f}")
@@ -128,6 +153,8 @@ def pareto_figure(group: GroupRanking) -> Any:
     ax.set_ylabel("accuracy")
     ax.set_title(_title(f"{group.group}: energy and accuracy", group.estimated))
     ax.legend(fontsize=8)
+    labelled = shown + missed  # last: the labels are placed in the final layout
+    place_labels(ax, [(r.entry.joules, r.entry.accuracy) for r in labelled], [r.entry.variant for r in labelled])
     return fig
 
 
@@ -216,18 +243,66 @@ def save_figure(fig: Any, folder: Path, name: str) -> tuple[Path, str]:
 
 
 def figures(rankings: Sequence[GroupRanking], reference: str = DEFAULT_REFERENCE) -> list[tuple[str, str, Any]]:
-    """(section, file name, Figure) of every figure of the report, in page order ("" = the overview)."""
+    """(section, file name, Figure) of every figure of the report, in page order ("" = the overview).
+
+    A group with no joules to draw (every variant not measured or failed) has no Pareto figure.
+    """
     out = []
     for metric, name in ((TO_TARGET, "ratio-to-target"), (PER_CALL, "ratio-per-call")):
         fig = ratio_figure(rankings, metric, reference)
         if fig is not None:
             out.append(("", name, fig))
     for group in rankings:
-        out.append((group.group, f"pareto-{slug(group.group)}", pareto_figure(group)))
+        if any(r.verdict in (*RANKED_BY_JOULES, NOT_REACHED) and r.entry.accuracy is not None for r in group.ranked):
+            out.append((group.group, f"pareto-{slug(group.group)}", pareto_figure(group)))
         fig = curve_figure(group)
         if fig is not None:
             out.append((group.group, f"curve-{slug(group.group)}", fig))
     return out
+
+
+def split_measured(rankings: Sequence[GroupRanking]) -> tuple[list[GroupRanking], list[str]]:
+    """The groups without their benchmarks that carry no energy record, and those benchmarks' names: a report
+    lists them apart (they were not measured; nothing failed)."""
+    kept, not_measured = [], []
+    for group in rankings:
+        measured = [r for r in group.ranked if r.verdict != NOT_MEASURED]
+        not_measured += [r.entry.fullname for r in group.ranked if r.verdict == NOT_MEASURED]
+        if measured:
+            kept.append(replace(group, ranked=measured, variants=tuple(r.entry.variant for r in measured)))
+    return kept, not_measured
+
+
+def verdict_cells(rankings: Sequence[GroupRanking], reference: str = DEFAULT_REFERENCE) -> tuple[list, list]:
+    """The overview: a row per group, a column per variant, each cell the ratio and the verdict."""
+    variants = list(dict.fromkeys(v for g in rankings for v in g.variants))
+    variants.sort(key=lambda v: v != reference)  # the reference first
+    rows = []
+    for group in rankings:
+        cells = {r.entry.variant: f"{format_ratio(r.ratio)} {r.verdict}".strip() for r in group.ranked}
+        rows.append(
+            [
+                group.group,
+                group.metric + (" (estimated)" if group.estimated else ""),
+                *(cells.get(v, "") for v in variants),
+            ]
+        )
+    return ["group", "joules", *variants], rows
+
+
+def summary_html(summary: Sequence[str]) -> str:
+    """The summary sentences: heads as paragraphs, ``- `` lines as a list under their head."""
+    out, items = [], []
+    for line in [*summary, ""]:
+        if line.startswith("- "):
+            items.append(f"<li>{html.escape(line[2:])}</li>")
+            continue
+        if items:
+            out.append("<ul>" + "".join(items) + "</ul>")
+            items = []
+        if line:
+            out.append(f"<p>{html.escape(line)}</p>")
+    return f'<div class="summary">{"".join(out)}</div>' if out else ""
 
 
 def write_html(
@@ -240,41 +315,41 @@ def write_html(
     machine_energy: Mapping[str, Any] | None = None,
     reference: str = DEFAULT_REFERENCE,
 ) -> list[Path]:
-    """Write ``index.html`` and the figures into ``folder``; return the files written (the page first)."""
+    """Write ``index.html`` and the figures into ``folder``; return the files written (the page first).
+
+    The page: the verdicts of every group first, the summary, what was not measured, then the overview figures and
+    each group's table and figures. Same style as the published history (:mod:`energy_bench.runs.look`), inlined.
+    """
     require_matplotlib()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    measured, not_measured = split_measured(rankings)
     written: list[Path] = []
     images: dict[str, list[str]] = {}
-    for section, name, fig in figures(rankings, reference):
+    for section, name, fig in figures(measured, reference):
         png, data = save_figure(fig, folder, name)
         written += [png, png.with_suffix(".svg")]
         images.setdefault(section, []).append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
     body = [f"<h1>{html.escape(title)}</h1>"]
-    body += [f"<p>{html.escape(line)}</p>" for line in summary]
+    if measured:
+        headers, rows = verdict_cells(measured, reference)
+        table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
+        body.append(f'<h2 id=verdicts>Verdicts</h2><div class="verdicts">{table}</div>')
+    body.append(summary_html(summary))
     body += [f"<p class=note>{html.escape(line)}</p>" for line in factor_lines(machine_energy) + list(notes)]
-    body += images.get("", [])
-    for group in rankings:
+    if not_measured:
+        body.append(
+            "<h2 id=not-measured>Not measured</h2><p>No energy record (benchmarks without the energy "
+            "fixture), so nothing to rank:</p><ul>"
+        )
+        body += [f"<li>{html.escape(name)}</li>" for name in not_measured] + ["</ul>"]
+    if images.get(""):
+        body.append('<div class="figures">' + "".join(images[""]) + "</div>")
+    for group in measured:
         headers, rows = table_cells(group)
         body.append(f"<h2>{html.escape(group_title(group))}</h2>")
         body.append(tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True))
-        body += images.get(group.group, [])
+        body.append('<div class="figures">' + "".join(images.get(group.group, [])) + "</div>")
     page = folder / PAGE_NAME
-    page.write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)), encoding="utf-8")
+    page.write_text(look.page(title, "\n".join(body)), encoding="utf-8")
     return [page, *written]
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
-th:nth-child(2), td:nth-child(2) {{ text-align: left; }}
-img {{ max-width: 49%; vertical-align: top; }}
-.note {{ color: #555; font-size: 0.9em; }}
-</style></head>
-<body>
-{body}
-</body></html>
-"""

@@ -208,3 +208,29 @@ def test_report_of_a_missing_run_is_a_usage_error(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["report", str(tmp_path / "nope.json")])
     assert exc.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_pareto_labels_of_close_points_do_not_overlap() -> None:
+    """baseline and stego sit at nearly the same joules and accuracy on densenet121 and resnet18 (study-1)."""
+    pytest.importorskip("matplotlib")
+    import json
+    from pathlib import Path
+
+    from energy_bench.runs import report
+
+    data = json.loads((Path(__file__).parents[2] / "docs" / "data" / "study-1.json").read_text())
+    groups = {g.group: g for g in ranking.rank(data["benchmarks"])}
+    for name in ("densenet121", "resnet18", "densenet121-inference", "resnet18-inference"):
+        fig = report.pareto_figure(groups[name])
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = fig.axes[0].texts
+        assert {t.get_text() for t in texts} == {r.entry.variant for r in groups[name].ranked}
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        overlapping = [
+            (texts[i].get_text(), texts[j].get_text())
+            for i in range(len(boxes))
+            for j in range(i + 1, len(boxes))
+            if boxes[i].overlaps(boxes[j])
+        ]
+        assert overlapping == [], name

@@ -1,0 +1,71 @@
+"""``energy-bench publish SITE/``: the saved history as a static site (:mod:`energy_bench.history.publish`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from energy_bench.cli.compare import add_storage_options
+from energy_bench.runs.parse import SavedRun, load_runs
+from energy_bench.runs.store.files import Storage
+from energy_bench.runs.text import printable
+
+EPILOG = """examples:
+  energy-bench publish dashboard/               every run saved under .benchmarks, every machine
+  energy-bench publish dashboard/ -s /data/runs
+  python -m http.server -d dashboard/           or open dashboard/index.html as a file
+"""
+
+
+def add_parser(commands) -> None:
+    publish = commands.add_parser(
+        "publish",
+        help="the saved history as a static site (plots over commits, change points, the study)",
+        description="Write a static site of every saved run: an index of benchmarks with their latest value, "
+        "trend and open change points, a page per benchmark with joules, time and accuracy over commits, and the "
+        "study's page. It works from a file or any static host, with no network when viewed (needs plotly: the "
+        "'site' extra).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    publish.add_argument("site", type=Path, metavar="SITE", help="folder to write the site into (created)")
+    add_storage_options(publish)
+    publish.add_argument("--title", default="energy-bench history", help="the site's title")
+    publish.set_defaults(handler=run_publish, subparser=publish)
+
+
+def load_history_runs(args: argparse.Namespace) -> list[SavedRun]:
+    """Every saved run of every machine, oldest first (commit time, then save time): what the site shows.
+
+    Unreadable files are named on stderr and skipped.
+    """
+    storage = Storage.from_uri(args.storage, args.machine_id)
+
+    def warn(message: str) -> None:
+        print(f"energy-bench publish: skipped {printable(message)}", file=sys.stderr)
+
+    runs = load_runs(storage.all_run_files(), warn)
+    return sorted(runs, key=lambda run: run.order_key)
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from energy_bench.history.publish import PublishError, publish
+
+    try:
+        runs = load_history_runs(args)
+    except ValueError as exc:  # a storage URI that is not a folder
+        args.subparser.error(printable(str(exc)))
+    if not runs:
+        args.subparser.error(f"no saved runs in {printable(args.storage)} (save some with --benchmark-autosave)")
+    try:
+        published = publish(runs, args.site, title=args.title)
+    except PublishError as exc:
+        print(f"energy-bench publish: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {printable(str(published.index))}: {published.pages} benchmark pages, {published.points} points, "
+        f"{published.changes} change points, {published.files} files ({published.bytes / 2**20:.1f} MiB), "
+        f"from {len(runs)} runs"
+    )
+    return 0
