@@ -1,6 +1,9 @@
-"""MkDocs hooks: the parts of pages that must agree with the code or with measurements are generated at build time.
+"""MkDocs hooks: the parts of pages that must agree with the code or with measurements are generated.
 
-A line ``<!-- generated: NAME -->`` in a page is replaced by what :data:`GENERATORS` renders for NAME:
+A block from a line ``<!-- generated: NAME -->`` to a line ``<!-- end generated: NAME -->`` holds what
+:data:`GENERATORS` renders for NAME. The rendered text is committed inside the block, so a page reads the same on
+GitHub as on the site; ``python docs/hooks.py`` rewrites every block (``--check``: only say which pages are stale),
+the build renders them again, and the tests fail when a committed block is not what its generator renders:
 
 * ``options``: every pytest option of the harness and of the study, taken from the plugins themselves;
 * ``results-*``: measured figures rendered from the saved runs and benchmark outputs in ``docs/data/`` (see
@@ -17,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 MARKER = re.compile(r"^<!-- generated: ([a-z0-9-]+) -->$", re.M)
+#: a generated block: its opening marker, the committed text, its closing marker (absent: an empty block)
+BLOCK = re.compile(
+    r"^<!-- generated: (?P<name>[a-z0-9-]+) -->\n(?:(?P<body>.*?)\n)?<!-- end generated: (?P=name) -->$"
+    r"|^<!-- generated: (?P<bare>[a-z0-9-]+) -->$",
+    re.M | re.S,
+)
+DOCS = Path(__file__).parent
 DATA = Path(__file__).parent / "data"
 
 
@@ -269,8 +279,13 @@ def render_estimate_vs_codecarbon() -> str:
         f"Estimated, not measured (no RAPL on this machine): {args['repeats']} runs each, mean (min-max), on "
         f"{data['cpu']}."
     )
-    return head + "\n\n" + _table(
-        ["workload", "tool", "CPU joules", "lower bound (J)", "CPU s", "wall s", "what the figure is based on"], rows
+    return (
+        head
+        + "\n\n"
+        + _table(
+            ["workload", "tool", "CPU joules", "lower bound (J)", "CPU s", "wall s", "what the figure is based on"],
+            rows,
+        )
     )
 
 
@@ -330,11 +345,39 @@ GENERATORS: dict[str, Callable[[], str]] = {
 }
 
 
-def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    def replace(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in GENERATORS:
-            raise KeyError(f"{page.file.src_path}: no generator for '<!-- generated: {name} -->'")
-        return GENERATORS[name]()
+def render_page(markdown: str, where: str) -> str:
+    """``markdown`` with every generated block holding what its generator renders now."""
 
-    return MARKER.sub(replace, markdown)
+    def replace(match: re.Match) -> str:
+        name = match.group("name") or match.group("bare")
+        if name not in GENERATORS:
+            raise KeyError(f"{where}: no generator for '<!-- generated: {name} -->'")
+        return f"<!-- generated: {name} -->\n{GENERATORS[name]().strip()}\n<!-- end generated: {name} -->"
+
+    return BLOCK.sub(replace, markdown)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return render_page(markdown, page.file.src_path)
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite the generated blocks of every page; with ``--check``, list the stale pages and exit 1 instead."""
+    stale = []
+    for path in sorted(DOCS.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        fresh = render_page(text, str(path.relative_to(DOCS)))
+        if fresh != text:
+            stale.append(path.relative_to(DOCS))
+            if "--check" not in argv:
+                path.write_text(fresh, encoding="utf-8")
+    verb = "stale" if "--check" in argv else "rewritten"
+    for path in stale:
+        print(f"{verb}: docs/{path}")
+    return 1 if stale and "--check" in argv else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

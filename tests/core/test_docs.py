@@ -59,6 +59,26 @@ def test_options_table_lists_core_and_study_options(hooks):
         assert f"`{flag}" in text
 
 
+def test_committed_generated_blocks_are_what_the_generators_render(hooks):
+    # The rendered text is committed so that pages read the same on GitHub; a change to an option or to docs/data
+    # must come with `python docs/hooks.py`.
+    stale = [
+        str(page.relative_to(DOCS))
+        for page in pages()
+        if hooks.render_page(text := page.read_text(encoding="utf-8"), str(page)) != text
+    ]
+    assert stale == [], "run `python docs/hooks.py` to rewrite the generated blocks of these pages"
+
+
+def test_a_block_is_rewritten_between_its_markers(hooks, monkeypatch):
+    monkeypatch.setitem(hooks.GENERATORS, "demo", lambda: "| a |\n| - |\n")
+    page = "before\n<!-- generated: demo -->\nold\ntext\n<!-- end generated: demo -->\nafter\n"
+    expected = "before\n<!-- generated: demo -->\n| a |\n| - |\n<!-- end generated: demo -->\nafter\n"
+    assert hooks.render_page(page, "p.md") == expected
+    bare = "<!-- generated: demo -->\n"  # a marker without its block yet
+    assert hooks.render_page(bare, "p.md") == "<!-- generated: demo -->\n| a |\n| - |\n<!-- end generated: demo -->\n"
+
+
 def test_unknown_marker_is_an_error(hooks):
     page = SimpleNamespace(file=SimpleNamespace(src_path="x.md"))  # the shape of mkdocs' Page
     with pytest.raises(KeyError, match="no generator"):
