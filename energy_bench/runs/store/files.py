@@ -132,3 +132,98 @@ def parse_last(spec: str) -> int | None:
     if not match or int(match["count"]) < 1:
         raise RunSpecError(f"{spec!r}: expected last:N with a whole number N >= 1, e.g. last:5")
     return int(match["count"])
+
+
+class FileStore:
+    """pytest-benchmark's file storage answering :class:`~energy_bench.runs.store.RunStore`: a machine is its
+    storage folder (pytest-benchmark's machine id), a run one numbered file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.display_url = f"file://{self.root}"
+
+    def _runs(self, machine: str | None, branch: str | None, runner: str | None) -> list[SavedRun]:
+        """Readable runs matching the filters, oldest first (unreadable files are left out)."""
+        from energy_bench.runs.parse import run_from_json, run_label
+        from energy_bench.runs.store.keys import energy_bench_facts
+
+        folders = [self.root / machine] if machine else sorted(p for p in self.root.glob("*") if p.is_dir())
+        found = []
+        for folder in folders:
+            for path in Storage(self.root, folder.name).run_files():
+                try:
+                    data = read_json(path)
+                    run = run_from_json(data, run_label(path), path)
+                except RunLoadError:
+                    continue
+                if branch is not None and run.branch != branch:
+                    continue
+                if runner is not None and energy_bench_facts(data.get("machine_info")).get("runner_label") != runner:
+                    continue
+                found.append(run)
+        return sorted(found, key=lambda run: run.order_key)
+
+    def last(self, count, *, machine=None, branch=None, before=None, runner=None) -> list[SavedRun]:
+        runs = self._runs(machine, branch, runner)
+        labels = [run.label for run in runs]
+        if before is not None and before in labels:
+            runs = runs[: labels.index(before)]
+        return runs[-count:]
+
+    def runs(self, *, machine=None, branch=None, benchmark=None, runner=None) -> list[SavedRun]:
+        runs = self._runs(machine, branch, runner)
+        if benchmark is None:
+            return runs
+        for run in runs:
+            run.benchmarks = {benchmark: run.benchmarks[benchmark]} if benchmark in run.benchmarks else {}
+        return [run for run in runs if run.benchmarks]
+
+    def find(self, spec, *, machine=None, branch=None, runner=None) -> SavedRun:
+        runs = self._runs(machine, branch, runner)
+        for run in reversed(runs):
+            if spec == "latest" or run.label == spec or (run.commit_id or "").startswith(spec):
+                return run
+        raise RunNotFound(f"no run {spec!r} in {self.display_url}")
+
+    def machines(self):
+        from energy_bench.runs.store import Machine
+
+        folders = sorted(p for p in self.root.glob("*") if p.is_dir()) if self.root.is_dir() else []
+        counts = [(folder.name, len(Storage(self.root, folder.name).run_files())) for folder in folders]
+        return [Machine(name, name, count) for name, count in counts if count]
+
+    def add(self, data: Mapping, *, origin: str | None = None, text: str | None = None) -> bool:
+        """Save ``data`` as the next numbered run of its machine's folder; False when a file there has its content."""
+        from pytest_benchmark.utils import get_current_time
+
+        from energy_bench.runs.parse import run_from_json
+        from energy_bench.runs.store.keys import content_hash
+        from energy_bench.runs.store.rows import format_run_json, storage_machine_id
+
+        run_from_json(data, origin or "run")  # RunLoadError when it is not a run
+        origin_path = Path(origin) if origin else None
+        if origin_path is not None and RUN_NUMBER.match(origin_path.name):
+            machine = origin_path.parent.name
+        else:
+            machine = storage_machine_id(data.get("machine_info") or {})
+        storage = Storage(self.root, machine)
+        digest = content_hash(data)
+        for path in storage.run_files():
+            try:
+                if content_hash(read_json(path)) == digest:
+                    return False
+            except RunLoadError:
+                continue
+        commit = data.get("commit_info") if isinstance(data.get("commit_info"), Mapping) else {}
+        tag = f"{commit.get('id') or 'unversioned'}_{get_current_time()}" + (
+            "_uncommitted-changes" * bool(commit.get("dirty"))
+        )
+        files = storage.run_files()
+        number = int(files[-1].name[:4]) + 1 if files else 1
+        storage.folder.mkdir(parents=True, exist_ok=True)
+        target = storage.folder / f"{number:04d}_{tag}.json"
+        target.write_text(text if text is not None else format_run_json(data), encoding="utf-8")
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
