@@ -141,7 +141,8 @@ def test_a_change_at_the_newest_commits_is_confirmed_by_a_few_runs():
 def test_identical_values_and_runs_of_one_commit():
     assert detect(series_of([0.9] * 12, "accuracy")) == []
     (step,) = detect(series_of([0.9] * 6 + [0.8] * 6, "accuracy"))
-    assert step.index == 6 and step.p_value < 1e-20 and step.low == step.high == pytest.approx(-1 / 9)
+    assert step.index == 6 and step.p_value < 1e-20
+    assert step.low == pytest.approx(-1 / 9) and step.high == pytest.approx(-1 / 9)
     # runs 0-5 at commit a, 6-11 at commit b: whatever the search says, the change falls between the commits
     runs = [saved_run(i, 1.0 if i < 7 else 1.3, commit=("a" if i < 6 else "b") * 40) for i in range(12)]
     (series,) = build_series(runs, "joules")

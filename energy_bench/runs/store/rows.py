@@ -20,7 +20,6 @@ from pytest_benchmark.utils import safe_dumps
 from energy_bench.runs.parse import RUN_NUMBER, BenchRecord, SavedRun, run_from_json
 from energy_bench.runs.store import keys
 
-
 #: the order time of a run that says neither when its commit was made nor when it was saved
 EPOCH = datetime(1970, 1, 1)
 

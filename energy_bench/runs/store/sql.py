@@ -287,7 +287,7 @@ class SqlStore:
                 r.machine_energy,
                 s.machines.c.fingerprint,
                 s.records.c.entry,
-            )  # fmt: skip
+            )
             .join(s.machines, r.machine_id == s.machines.c.id)
             .join(s.records, s.records.c.run_id == r.id)
             .join(s.benchmarks, s.benchmarks.c.id == s.records.c.benchmark_id)
