@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from energy_bench.history.accepted import Accepted
-from energy_bench.history.changepoints import detect, ratio_interval
+from energy_bench.history.changepoints import commit_boundaries, detect, ratio_interval, snap
 from energy_bench.history.series import Series, build_series
 from energy_bench.meters.base import Reading, Source
 from energy_bench.runs import record as records
@@ -143,9 +143,11 @@ def test_identical_values_and_runs_of_one_commit():
     (step,) = detect(series_of([0.9] * 6 + [0.8] * 6, "accuracy"))
     assert step.index == 6 and step.p_value < 1e-20
     assert step.low == pytest.approx(-1 / 9) and step.high == pytest.approx(-1 / 9)
-    # runs 0-5 at commit a, 6-11 at commit b: whatever the search says, the change falls between the commits
-    runs = [saved_run(i, 1.0 if i < 7 else 1.3, commit=("a" if i < 6 else "b") * 40) for i in range(12)]
+    # runs 0-5 at commit a, 6-11 at commit b: a boundary the search puts inside a commit moves to the commit's start
+    runs = [saved_run(i, 1.0 if i < 6 else 1.3, commit=("a" if i < 6 else "b") * 40) for i in range(12)]
     (series,) = build_series(runs, "joules")
+    assert commit_boundaries(series) == [6]
+    assert snap(5, commit_boundaries(series)) == 6 and snap(7, commit_boundaries(series)) == 6
     assert [c.index for c in detect(series)] == [6]
 
 
