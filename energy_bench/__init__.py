@@ -1,3 +1,3 @@
 """energy-bench: joules, time and accuracy for pytest-benchmark."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

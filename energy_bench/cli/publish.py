@@ -6,14 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from energy_bench.cli.compare import add_storage_options
-from energy_bench.runs.parse import SavedRun, load_runs
-from energy_bench.runs.store.files import Storage
+from energy_bench.cli.history import add_store_options, load_history_runs
 from energy_bench.runs.text import printable
 
 EPILOG = """examples:
-  energy-bench publish dashboard/               every run saved under .benchmarks, every machine
-  energy-bench publish dashboard/ -s /data/runs
+  energy-bench publish dashboard/               every run in the history store (.benchmarks/history.sqlite)
+  energy-bench publish dashboard/ --history postgresql://ci@db.example/energy
   python -m http.server -d dashboard/           or open dashboard/index.html as a file
 """
 
@@ -30,34 +28,20 @@ def add_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     publish.add_argument("site", type=Path, metavar="SITE", help="folder to write the site into (created)")
-    add_storage_options(publish)
+    add_store_options(publish)
     publish.add_argument("--title", default="energy-bench history", help="the site's title")
     publish.set_defaults(handler=run_publish, subparser=publish)
-
-
-def load_history_runs(args: argparse.Namespace) -> list[SavedRun]:
-    """Every saved run of every machine, oldest first (commit time, then save time): what the site shows.
-
-    Unreadable files are named on stderr and skipped.
-    """
-    storage = Storage.from_uri(args.storage, args.machine_id)
-
-    def warn(message: str) -> None:
-        print(f"energy-bench publish: skipped {printable(message)}", file=sys.stderr)
-
-    runs = load_runs(storage.all_run_files(), warn)
-    return sorted(runs, key=lambda run: run.order_key)
 
 
 def run_publish(args: argparse.Namespace) -> int:
     from energy_bench.history.publish import PublishError, publish
 
-    try:
-        runs = load_history_runs(args)
-    except ValueError as exc:  # a storage URI that is not a folder
-        args.subparser.error(printable(str(exc)))
+    runs = load_history_runs(args)
     if not runs:
-        args.subparser.error(f"no saved runs in {printable(args.storage)} (save some with --benchmark-autosave)")
+        args.subparser.error(
+            "no runs in the history store (save some with --benchmark-autosave, or add saved files with "
+            "`energy-bench history import .benchmarks`)"
+        )
     try:
         published = publish(runs, args.site, title=args.title)
     except PublishError as exc:

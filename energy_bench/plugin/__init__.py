@@ -19,6 +19,7 @@ pytest_plugins = [
     "energy_bench.plugin.fixtures",
     "energy_bench.plugin.gate",
     "energy_bench.plugin.journal",
+    "energy_bench.plugin.history",
     "energy_bench.plugin.shard",
     "energy_bench.distributed.plugin",
 ]

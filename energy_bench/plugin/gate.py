@@ -22,6 +22,7 @@ from energy_bench.plugin import options
 from energy_bench.plugin.session import get_session
 from energy_bench.runs.parse import BenchRecord, RunLoadError, SavedRun, load_run_file, record_from
 from energy_bench.runs.pool import pool_label
+from energy_bench.runs.store import HistorySpec, StoreError, parse_history_spec
 from energy_bench.runs.store.files import RunNotFound, RunSpecError, Storage, parse_last
 
 if TYPE_CHECKING:
@@ -97,9 +98,47 @@ def _storage(config: pytest.Config) -> Storage:
     return Storage(Path(root), bench_session.machine_id)
 
 
-def load_baselines(config: pytest.Config, spec: str) -> tuple[list[SavedRun], list[str]]:
-    """The runs named by ``--energy-compare`` (latest, NUM, PATH or last:N), oldest first, and notes on them."""
+def load_history_baselines(config: pytest.Config, spec: HistorySpec) -> tuple[list[SavedRun], list[str]]:
+    """``history:last:N`` (this machine's, or this runner label's, N newest runs on the branch) or ``history:RUN``
+    from the history store."""
+    from energy_bench.plugin import history
+
+    label = history.runner_label(config)
+    filters = {
+        "machine": None if label else history.current_machine(config),
+        "runner": label,
+        "branch": options.get(config, "energy_compare_branch") or history.current_branch(config),
+    }
     try:
+        store = history.open_session_store(config)
+    except StoreError as exc:
+        raise pytest.UsageError(f"--energy-compare={spec.text}: {exc}") from None
+    try:
+        if spec.last is None:
+            return [store.find(spec.run, **filters)], []
+        runs = store.last(spec.last, **filters)
+    except (StoreError, RunNotFound) as exc:
+        raise pytest.UsageError(f"--energy-compare={spec.text}: {exc}") from None
+    finally:
+        store.close()
+    whose = f"runner label {label!r}" if label else "this machine"
+    if not runs:
+        raise pytest.UsageError(
+            f"--energy-compare={spec.text}: no run of {whose} on branch {filters['branch']!r} in {store.display_url} "
+            "(save some with --benchmark-autosave, or name another with --energy-compare-branch)"
+        )
+    notes = []
+    if len(runs) < spec.last:
+        notes.append(f"{spec.text}: only {len(runs)} run(s) of {whose} in the history; pooled those")
+    return runs, notes
+
+
+def load_baselines(config: pytest.Config, spec: str) -> tuple[list[SavedRun], list[str]]:
+    """The runs named by ``--energy-compare`` (latest, NUM, PATH, last:N or history:...), oldest first, and notes."""
+    try:
+        history_spec = parse_history_spec(spec)
+        if history_spec is not None:
+            return load_history_baselines(config, history_spec)
         count = parse_last(spec)
     except RunSpecError as exc:
         raise pytest.UsageError(f"--energy-compare: {exc}") from None

@@ -128,6 +128,26 @@ OPTIONS: list[Option] = [
         {"nargs": "?", "const": "latest"},
     ),
     (
+        "--energy-compare-branch",
+        "energy_compare_branch",
+        "with --energy-compare=history:...: take the baseline runs from this branch (default: this session's).",
+        {},
+    ),
+    (
+        "--energy-history",
+        "energy_history",
+        "where every saved run is also kept: a SQLite file or sqlite:///PATH, postgresql://user@host/db, or none "
+        "(default: $ENERGY_BENCH_HISTORY, else history.sqlite in --benchmark-storage).",
+        {},
+    ),
+    (
+        "--energy-runner-label",
+        "energy_runner_label",
+        "a name for this machine saved with each run (default: $ENERGY_BENCH_RUNNER_LABEL); history:... baselines "
+        "then match runs by this label instead of the machine's fingerprint (fleets of alike hosts).",
+        {},
+    ),
+    (
         "--energy-compare-fail",
         "energy_compare_fail",
         "fail on regression, e.g. joules:5%%,accuracy:1pt,time:10%% (threshold AND significance).",

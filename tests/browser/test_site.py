@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import threading
 from functools import partial
 
 import pytest
 
-from energy_bench.cli.publish import load_history_runs
 from energy_bench.history.changepoints import Change
 from energy_bench.history.publish import publish, slug
+from energy_bench.runs.store.files import FileStore
 from tests.browser.history import CRAFTED, saved_run, write_run
 
 LOOP = "t.py::test_loop"
@@ -58,7 +57,7 @@ def site(tmp_path_factory):
             meter="rapl",
         )
         write_run(root, "linux-b", i + 1, data)
-    runs = load_history_runs(argparse.Namespace(storage=str(root), machine_id=None))
+    runs = FileStore(root).runs()
     out = tmp_path_factory.mktemp("site")
     published = publish(runs, out, changes=fake_changes)
     assert published.pages == 3 and published.changes == 2
@@ -164,7 +163,7 @@ def test_study_page_shows_each_ratio_of_the_latest_run_and_each_model_over_commi
         data = json.loads((Path(__file__).parents[2] / "docs" / "data" / name).read_text())
         data["commit_info"].update(id=f"{i + 1:040x}", time=f"2026-03-0{i + 1}T00:00:00+00:00")
         write_run(root, "cpu-box", i + 1, data)
-    runs = load_history_runs(argparse.Namespace(storage=str(root), machine_id=None))
+    runs = FileStore(root).runs()
     publish(runs, tmp_path / "site", changes=lambda s: [])
     latest = [g for g in ranking.rank(runs[-1].benchmarks.values()) if g.metric == ranking.TO_TARGET]
     ratios = [r for g in latest for r in g.ranked if r.entry.variant != "baseline" and r.ratio is not None]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from energy_bench.cli import main
-from energy_bench.cli.publish import load_history_runs
 from energy_bench.history import changepoints
 from energy_bench.history import publish as site
 from energy_bench.history.changepoints import Change
 from energy_bench.runs.look import script_json
+from energy_bench.runs.store.files import FileStore
 from tests.browser.history import CRAFTED, saved_run, write_run
 
 pytest.importorskip("plotly")
@@ -33,7 +32,7 @@ def storage(tmp_path):
 
 
 def runs_of(root):
-    return load_history_runs(argparse.Namespace(storage=str(root), machine_id=None))
+    return FileStore(root).runs()
 
 
 def test_runs_are_read_from_every_machine_in_commit_order(storage) -> None:
@@ -111,13 +110,15 @@ def test_republishing_removes_pages_of_benchmarks_gone(storage, tmp_path) -> Non
     assert len(list((out / "data" / "b").iterdir())) == 1
 
 
-def test_cli_publishes_and_an_empty_storage_is_a_usage_error(storage, tmp_path, capsys) -> None:
+def test_cli_publishes_the_store_and_an_empty_store_is_a_usage_error(storage, tmp_path, capsys) -> None:
+    assert main(["history", "import", str(storage), "-s", str(storage)]) == 0
     assert main(["publish", str(tmp_path / "site"), "-s", str(storage)]) == 0
     assert "2 benchmark pages" in capsys.readouterr().out
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(SystemExit) as exit_info:
         main(["publish", str(tmp_path / "other"), "-s", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2
-    assert "no saved runs in" in capsys.readouterr().err
+    assert "no runs in the history store" in capsys.readouterr().err
 
 
 def test_slugs_are_safe_file_names_and_unique() -> None:
