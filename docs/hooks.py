@@ -289,6 +289,29 @@ def render_estimate_vs_codecarbon() -> str:
     )
 
 
+def render_store_scale() -> str:
+    """benchmarks/store_scale.py's figures: import rate, the gate's lookup and one series, per engine and size."""
+    data = _load("store-scale.json")
+    rows = [
+        [
+            engine,
+            f"{row['runs']:,}",
+            f"{row['records']:,}",
+            f"{row['import_runs_per_s']:.0f}",
+            f"{row['last5_seconds'] * 1000:.1f} ms",
+            f"{row['series_seconds'] * 1000:.1f} ms ({row['series_points']:,} points)",
+        ]
+        for engine, checkpoints in data["engines"].items()
+        for row in checkpoints
+    ]
+    head = (
+        f"Measured on {data['cpu']} (2 vCPUs), Python {data['python']}, {data['benchmarks']} benchmarks per run; "
+        "medians of 5 reads after a warm-up."
+    )
+    headers = ["engine", "runs", "records", "import (runs/s)", "history:last:5", "one benchmark's series"]
+    return head + "\n\n" + _table(headers, rows)
+
+
 FIELD = {
     "field-loop.json": "(a) last:5, ~17 ms loop",
     "field-ab.json": "(b) energy-bench ab",
@@ -342,6 +365,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "estimate-coefficients": render_estimate_coefficients,
     "carbon-regions": render_carbon_regions,
     "results-codecarbon": render_estimate_vs_codecarbon,
+    "results-store-scale": render_store_scale,
 }
 
 
