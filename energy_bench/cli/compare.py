@@ -17,13 +17,16 @@ from energy_bench.runs.compare import (
 )
 from energy_bench.runs.parse import RunLoadError, SavedRun, load_run_file, load_runs
 from energy_bench.runs.pool import pooled_run
+from energy_bench.runs.store import HistorySpec, parse_history_spec
 from energy_bench.runs.store.files import DEFAULT_STORAGE, RunNotFound, RunSpecError, Storage, parse_last
+from energy_bench.runs.text import printable
 
 EPILOG = """examples:
   energy-bench compare                      the last two runs saved on this machine
   energy-bench compare 3 7                  runs 0003 and 0007 (the first is the baseline)
   energy-bench compare base.json 1a2b3c     a file and a commit prefix
   energy-bench compare --baseline last:5    the latest run against the 5 runs saved before it, pooled
+  energy-bench compare --baseline history:last:5 history:latest   the same, from the history store
   energy-bench compare last:5 9             run 0009 against the 5 runs saved before it (same thing)
   energy-bench compare --fail joules:5%,accuracy:1pt --format markdown >> "$GITHUB_STEP_SUMMARY"
   energy-bench compare --history            every benchmark's trend over all saved runs
@@ -101,6 +104,16 @@ def add_parser(commands) -> None:
         action="store_true",
         help="each benchmark's trend over all saved runs (or the RUNs given), in commit order",
     )
+    compare.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="the history store that history:... specs read (default: $ENERGY_BENCH_HISTORY, else history.sqlite "
+        "in --storage)",
+    )
+    compare.add_argument(
+        "--branch", default=None, help="history:last:N: runs of this branch (default: the checkout's branch)"
+    )
     compare.set_defaults(handler=run_compare, subparser=compare)
 
 
@@ -115,10 +128,47 @@ def skipped(message: str) -> None:
     print(f"energy-bench: skipped {message}", file=sys.stderr)
 
 
-def load_specs(parser: argparse.ArgumentParser, storage: Storage, specs: Sequence[str]) -> list[SavedRun]:
+def load_from_store(args: argparse.Namespace, spec: HistorySpec, before: str | None = None) -> list[SavedRun]:
+    """``history:last:N`` (this machine's N newest runs on the branch, before ``before``) or ``history:RUN``."""
+    import os
+
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+    from pytest_benchmark.utils import get_commit_info
+
+    from energy_bench.runs.store import ENV_VAR, StoreError, open_store
+    from energy_bench.runs.store.keys import machine_fingerprint
+
+    try:
+        store = open_store(args.store or os.environ.get(ENV_VAR) or None, args.storage)
+    except StoreError as exc:
+        args.subparser.error(printable(str(exc)))
+    machine = machine_fingerprint(pytest_benchmark_generate_machine_info())
+    branch = args.branch or get_commit_info().get("branch")
+    branch = None if branch == "(unknown)" else branch
+    try:
+        if spec.last is None:
+            return [store.find(spec.run)]
+        runs = store.last(spec.last, machine=machine, branch=branch, before=before)
+    except (StoreError, RunNotFound) as exc:
+        args.subparser.error(printable(str(exc)))
+    finally:
+        store.close()
+    if not runs:
+        args.subparser.error(f"{spec.text}: no run of this machine on branch {branch!r} in {store.display_url}")
+    return runs
+
+
+def load_specs(parser: argparse.ArgumentParser, storage: Storage, specs: Sequence[str], args=None) -> list[SavedRun]:
     """The runs named by ``specs``; a spec that names nothing is a usage error, an unreadable file is skipped."""
     runs = []
     for spec in specs:
+        try:
+            history_spec = parse_history_spec(spec)
+        except RunSpecError as exc:
+            parser.error(str(exc))
+        if history_spec is not None and args is not None:
+            runs += load_from_store(args, history_spec)
+            continue
         try:
             path = storage.find(spec)
         except RunNotFound as exc:
@@ -134,7 +184,7 @@ def split_baseline(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     """The baseline spec (``--baseline``, or a first RUN of ``last:N``) and the other RUNs."""
     specs = list(args.runs)
     baseline = args.baseline
-    if specs and specs[0].startswith("last:"):
+    if specs and specs[0].startswith(("last:", "history:last:")):
         if baseline is not None:
             args.subparser.error(f"two baselines: --baseline {baseline} and {specs[0]}")
         baseline = specs.pop(0)
@@ -150,9 +200,15 @@ def load_pool(
     a note when fewer than N were found."""
     parser = args.subparser
     try:
+        history_spec = parse_history_spec(spec)
         count = parse_last(spec)
     except RunSpecError as exc:
         parser.error(str(exc))
+    if history_spec is not None:
+        pool = load_from_store(args, history_spec, before=currents[0].label if currents else None)
+        if history_spec.last is not None and len(pool) < history_spec.last:
+            return pool, [f"{spec}: only {len(pool)} run(s) of this machine in the history; pooled those"]
+        return pool, []
     if count is None:
         pool = load_specs(parser, storage, [spec])
         if not pool:
@@ -186,7 +242,7 @@ def run_compare(args: argparse.Namespace) -> int:
     storage = open_storage(args)
     baseline_spec, specs = split_baseline(args)
     if baseline_spec is not None:
-        currents = load_specs(parser, storage, specs or ["latest"])
+        currents = load_specs(parser, storage, specs or ["latest"], args)
         if not currents:
             parser.error("no readable run to compare with the baseline")
         pool, notes = load_pool(args, storage, baseline_spec, currents)

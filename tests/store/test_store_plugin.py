@@ -44,6 +44,15 @@ def test_the_gate_reads_history_last_n_from_sqlite(pytester):
     assert heavier.ret == 1, heavier.stdout.str()  # 10x the work: a regression on any machine
 
 
+def test_compare_reads_history_specs(pytester):
+    for _ in range(3):
+        assert session(pytester, "--benchmark-autosave").ret == 0
+    result = pytester.run("energy-bench", "compare", "--baseline", "history:last:2", "history:latest")
+    assert result.ret == 0, result.stderr.str()
+    labels = sorted(p.stem for p in pytester.path.glob(".benchmarks/*/0*.json"))
+    result.stdout.fnmatch_lines([f"2 runs ({labels[0]}..{labels[1]})*baseline", f"{labels[2]}*"])
+
+
 def test_the_gate_reads_history_from_postgresql(pytester, postgres_server):
     url = postgres_server.create_database("eb_plugin_gate")
     for _ in range(2):
