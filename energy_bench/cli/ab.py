@@ -87,6 +87,15 @@ def add_parser(commands) -> None:
     parser.add_argument("--alpha", type=parse_alpha, default=ALPHA, help=f"significance level (default {ALPHA})")
     parser.add_argument("--format", choices=formats.FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--save", metavar="DIR", help="write base.json, head.json (pooled) and runs/ (every run)")
+    parser.add_argument(
+        "--save-history",
+        metavar="URL",
+        nargs="?",
+        const="",
+        default=None,
+        help="also add every run of both sides to the history store (no URL: $ENERGY_BENCH_HISTORY, else "
+        ".benchmarks/history.sqlite), each under its own commit",
+    )
     parser.add_argument("--force", action="store_true", help="compare even different meters, sources or devices")
     parser.set_defaults(handler=run_ab, subparser=parser, pytest_args=[])
 
@@ -299,6 +308,8 @@ def compare_trees(args: argparse.Namespace, job: Job) -> int:
     report = ab.ab_report(base, head, labels, thresholds, gating=bool(args.fail), alpha=args.alpha, notes=notes)
     if args.save:
         save(Path(args.save), job, base, head, outcomes)
+    if args.save_history is not None:
+        save_history(args.save_history, job)
     print(formats.render_compare(report, args.format), end="")
     if outcomes.head_failures:
         print(f"energy-bench ab: {outcomes.head_failures} head run(s) failed", file=sys.stderr)
@@ -312,6 +323,27 @@ def _only(selection: ab.Selection) -> list[tuple[str, list[str]]]:
 def _only_lines(selection: ab.Selection, separator: str) -> str:
     parts = [f"only in {side}: {' '.join(names)}" for side, names in _only(selection) if names]
     return f" ({separator.join(parts)})" if parts else ""
+
+
+def save_history(url: str, job: Job) -> None:
+    """Every run of the job into the history store; a store that cannot take them costs one line, not the report."""
+    import os
+
+    from energy_bench.runs.parse import RunLoadError, read_json
+    from energy_bench.runs.store import ENV_VAR, StoreError, open_store
+    from energy_bench.runs.text import printable
+
+    paths = sorted((job.tmp / "runs").rglob("*.json"))
+    try:
+        store = open_store(url or os.environ.get(ENV_VAR) or None)
+        try:
+            added = sum(store.add(read_json(p), origin=str(p), text=p.read_text(encoding="utf-8")) for p in paths)
+        finally:
+            store.close()
+    except (StoreError, RunLoadError, OSError) as exc:
+        print(f"energy-bench ab: runs not added to the history store: {printable(str(exc))}", file=sys.stderr)
+        return
+    print(f"energy-bench ab: {added} run(s) added to {store.display_url}", file=sys.stderr)
 
 
 def save(folder: Path, job: Job, base, head, outcomes: Outcomes) -> None:

@@ -18,6 +18,7 @@ import pytest
 from energy_bench.cli import ab as ab_cli
 from energy_bench.cli import main
 from energy_bench.runs import ab
+from energy_bench.runs.store import open_store
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -149,8 +150,9 @@ def test_schedule_and_select():
 def test_heavier_head_is_flagged_and_one_sided_benchmarks_reported(repo, tmp_path, capsys):
     commit(repo, "heavier", units=13, extra_bench=NEW_BENCH)
     saved = tmp_path / "saved"
+    store = tmp_path / "history.sqlite"
     args = ["ab", "HEAD~1", "HEAD", "--fail", "joules:10%", "--format", "markdown", "--save", str(saved)]
-    code = main([*args, "--", *FAST])
+    code = main([*args, f"--save-history={store}", "--", *FAST])
     out, err = capsys.readouterr()
     assert code == 1, out + err
     assert "**1 regression(s) in head " in out and "(HEAD) vs base " in out
@@ -168,6 +170,9 @@ def test_heavier_head_is_flagged_and_one_sided_benchmarks_reported(repo, tmp_pat
         data = json.loads(path.read_text())
         units.setdefault(side, set()).update(b["extra_info"]["units"] for b in data["benchmarks"])
     assert units == {"base": {10}, "head": {13}}
+    assert "4 run(s) added to sqlite:///" in err  # every run of both sides, each under its own commit
+    kept = open_store(str(store)).runs()
+    assert len(kept) == 4 and len({run.commit_id for run in kept}) == 2
     pooled = json.loads((saved / "head.json").read_text())
     (entry,) = pooled["benchmarks"]
     assert (
