@@ -32,6 +32,7 @@ from energy_bench.errors import EnergyBenchError
 from energy_bench.history.changepoints import Change
 from energy_bench.history.series import Point, Series, build_series
 from energy_bench.runs import ranking
+from energy_bench.runs.footprint import saved_footprint
 from energy_bench.runs.look import STYLE, page, script_json
 from energy_bench.runs.parse import SavedRun
 
@@ -164,8 +165,15 @@ def _runs_table(history: _History, used: Iterable[int]) -> tuple[dict[str, list]
     """Columns of the runs a page uses (in commit order) and each run position's row in them."""
     rows = sorted(set(used))
     table: dict[str, list] = {"order": [], "commit": [], "date": [], "branch": [], "machine": [], "label": []}
+    table["carbon"] = []  # the run's grid intensity and its source, when it was saved with one
     for position in rows:
         run = history.runs[position]
+        footprint = saved_footprint(run.machine_energy)
+        table["carbon"].append(
+            None
+            if footprint.intensity_g_per_kwh is None
+            else {"g_per_kwh": footprint.intensity_g_per_kwh, "source": footprint.carbon_source}
+        )
         table["order"].append(position + 1)
         table["commit"].append(run.commit_id)
         table["date"].append(run.commit_time or run.datetime)
@@ -195,6 +203,13 @@ def benchmark_data(history: _History, name: str) -> dict[str, Any]:
                     "value": [_round(p.value) for p in series.points],
                     "stddev": [_round(p.stddev) for p in series.points],
                     "meter": [meters.setdefault((p.source, p.meter), len(meters)) for p in series.points],
+                    # grams CO2e per call, with the run's own factor (joules only; None without a factor)
+                    "grams": [
+                        _round(saved_footprint(history.runs[pos].machine_energy).grams(p.value))
+                        if metric == "joules"
+                        else None
+                        for pos, p in zip(where, series.points)
+                    ],
                 }
             )
             for change in history.changes[(name, metric, series.machine)]:

@@ -143,16 +143,19 @@
 
   // ------------------------------------------------------------------------------------------------ benchmark
 
-  function hover(data, row, value, stddev, meter) {
-    var runs = data.runs, m = data.meters[meter] || {};
+  function hover(data, row, value, stddev, meter, grams) {
+    var runs = data.runs, m = data.meters[meter] || {}, carbon = runs.carbon[row];
     var lines = [
       "commit " + short(runs.commit[row]) + " (" + runs.branch[row] + ")",
       "date " + (runs.date[row] || "?"),
       "machine " + runs.machine[row],
       "meter " + (m.meter || "?") + ", " + (m.source || "?"),
       "value " + num(value) + (stddev === null ? "" : " ± " + num(stddev)),
-      "run " + runs.label[row],
     ];
+    if (grams !== null && grams !== undefined && carbon) {
+      lines.push("CO2e " + num(grams) + " g per call at " + num(carbon.g_per_kwh) + " gCO2e/kWh (" + carbon.source + ")");
+    }
+    lines.push("run " + runs.label[row]);
     return lines.map(plotText).join("<br>");
   }
 
@@ -175,7 +178,7 @@
       var group = bySource[source] || (bySource[source] = { x: [], y: [], text: [] });
       group.x.push(order);
       group.y.push(value);
-      group.text.push(hover(data, row, value, sd, series.meter[i]));
+      group.text.push(hover(data, row, value, sd, series.meter[i], series.grams[i]));
     });
     var name = plotText(series.machine), traces = [];
     if (up.some(function (v) { return v !== null; })) {

@@ -105,6 +105,17 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def saved_footprint(machine_energy: Mapping[str, Any] | None) -> Footprint:
+    """The factors a saved run was converted with (``machine_info.energy``), to convert its other figures alike."""
+    info = machine_energy if isinstance(machine_energy, Mapping) else {}
+    carbon = info.get("carbon") if isinstance(info.get("carbon"), Mapping) else {}
+    source = carbon.get("source")
+    return Footprint(
+        intensity_g_per_kwh=_number(carbon.get("intensity_g_per_kwh")),
+        carbon_source=printable(source) if isinstance(source, str) else None,
+    )
+
+
 def factor_lines(machine_energy: Mapping[str, Any] | None) -> list[str]:
     """The factors a saved run was converted with (``machine_info.energy``), one sentence each; none when unset."""
     info = machine_energy if isinstance(machine_energy, Mapping) else {}

@@ -21,6 +21,7 @@ def saved_run(
     branch: str,
     source: str = "estimated",
     meter: str = "estimate",
+    carbon: Mapping | None = None,
 ) -> dict:
     """A run: per benchmark the joules of each round (None: no energy record, time only)."""
     entries = []
@@ -34,7 +35,7 @@ def saved_run(
             {"name": name, "fullname": name, "group": None, "param": None, "extra_info": extra, "stats": stats}
         )
     return {
-        "machine_info": {"node": "test"},
+        "machine_info": {"node": "test", **({"energy": {"carbon": dict(carbon)}} if carbon else {})},
         "commit_info": {"id": commit, "time": time, "branch": branch, "dirty": False, "project": "p"},
         "benchmarks": entries,
         "datetime": time,

@@ -55,6 +55,7 @@ def site(tmp_path_factory):
             branch="main",
             source="measured",
             meter="rapl",
+            carbon={"intensity_g_per_kwh": 56.0, "source": "France (FR), 2023: Our World in Data"},
         )
         write_run(root, "linux-b", i + 1, data)
     runs = FileStore(root).runs()
@@ -127,6 +128,8 @@ def test_hover_names_commit_date_machine_and_meter(site, open_page) -> None:
     hover = opened.page.locator("#plot-joules .hoverlayer").text_content()
     assert "commit b000000000" in hover and "2026-01-01T00:30:00+00:00" in hover
     assert "machine linux-b" in hover and "meter rapl, measured" in hover
+    # grams CO2e per call with the run's own factor and its source: 0.805 J per call x 56 g/kWh / 3.6e6 J/kWh
+    assert "CO2e 0.00001252 g per call at 56 gCO2e/kWh (France (FR), 2023: Our World in Data)" in hover
 
 
 def test_a_crafted_name_is_shown_as_text(site, open_page) -> None:
