@@ -62,11 +62,21 @@ def open_args_store(args: argparse.Namespace):
         args.subparser.error(printable(str(exc)))
 
 
-def load_history_runs(args: argparse.Namespace) -> list[SavedRun]:
-    """Every run in the store (of ``--machine``, on ``--branch`` where the command has them), oldest first."""
+def load_history_runs(args: argparse.Namespace, *, readable_machines: bool = False) -> list[SavedRun]:
+    """Every run in the store (of ``--machine``, on ``--branch`` where the command has them), oldest first.
+
+    ``readable_machines``: each run's machine shown by its name and the start of its fingerprint (for pages people
+    read), instead of the fingerprint alone (which ``--machine`` takes).
+    """
     store = open_args_store(args)
     try:
-        return store.runs(machine=getattr(args, "machine", None), branch=getattr(args, "branch", None))
+        runs = store.runs(machine=getattr(args, "machine", None), branch=getattr(args, "branch", None))
+        if readable_machines:
+            names = {machine.fingerprint: machine.name for machine in store.machines()}
+            for run in runs:
+                if run.machine in names and names[run.machine] != run.machine:
+                    run.machine = f"{names[run.machine]} [{run.machine[:8]}]"
+        return runs
     except StoreError as exc:
         args.subparser.error(printable(str(exc)))
     finally:

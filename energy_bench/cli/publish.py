@@ -36,7 +36,7 @@ def add_parser(commands) -> None:
 def run_publish(args: argparse.Namespace) -> int:
     from energy_bench.history.publish import PublishError, publish
 
-    runs = load_history_runs(args)
+    runs = load_history_runs(args, readable_machines=True)
     if not runs:
         args.subparser.error(
             "no runs in the history store (save some with --benchmark-autosave, or add saved files with "

@@ -259,7 +259,7 @@ def index_data(history: _History, pages: Mapping[str, str]) -> dict[str, Any]:
             open_changes = [
                 _change_json(c, series, _positions(history, series)) | {"metric": m}
                 for m in metrics
-                for c in history.changes[(name, m, series.machine)]
+                for c in history.changes.get((name, m, series.machine), [])  # a metric this machine lacks: none
                 if not c.accepted
             ]
             rows.append(

@@ -128,3 +128,13 @@ def test_slugs_are_safe_file_names_and_unique() -> None:
     assert all(
         s and len(s) <= 71 and all(c.isalnum() or c in "_.-" for c in s) and not s.startswith(".") for s in slugs
     )
+
+
+def test_a_metric_one_machine_lacks_is_no_error(storage, tmp_path) -> None:
+    # m2's runs have an accuracy that m1's lack: the index asks each machine's series for every metric of the name
+    for i in range(2):
+        data = saved_run({"t.py::test_a": [3.0]}, commit=f"e{i:039x}", time=f"2026-03-0{i + 1}T00:00:00", branch="m")
+        data["benchmarks"][0]["extra_info"]["accuracy"] = 0.9
+        write_run(storage, "m2", i + 1, data)
+    published = site.publish(runs_of(storage), tmp_path / "out", changes=lambda s: [])
+    assert published.pages == 2

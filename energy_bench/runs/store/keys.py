@@ -15,7 +15,8 @@ from typing import Any
 #: fields of ``machine_info`` that name the hardware and its host: the fingerprint. Not the Python version, the kernel
 #: release or the meter (a session that measured nothing has no meter description, yet runs on the same machine).
 FINGERPRINT_FIELDS = ("node", "system", "machine", "processor")
-FINGERPRINT_CPU_FIELDS = ("brand_raw", "count", "arch")
+#: family and model too: VMs often show one brand string ("AMD EPYC") for CPUs of different generations
+FINGERPRINT_CPU_FIELDS = ("brand_raw", "family", "model", "count", "arch")
 #: where energy-bench writes its own facts about a run in ``machine_info`` (version, runner label)
 ENERGY_BENCH_KEY = "energy_bench"
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
@@ -46,12 +47,15 @@ def machine_fingerprint(machine_info: Any) -> str:
 
 
 def machine_name(machine_info: Any) -> str:
-    """A readable name of the machine: its host name and CPU, e.g. ``vm (AMD EPYC, 2 cores)``."""
+    """A readable name of the machine: its host name and CPU, e.g. ``vm (AMD EPYC, family 25 model 17, 2 cores)``."""
     info = _mapping(machine_info)
+    cpu_info = _mapping(info.get("cpu"))
     cpu = cpu_model(info)
-    count = _mapping(info.get("cpu")).get("count")
+    count, family, model = cpu_info.get("count"), cpu_info.get("family"), cpu_info.get("model")
+    generation = f"family {family} model {model}" if isinstance(family, int) and isinstance(model, int) else None
+    cores = f"{count} cores" if isinstance(count, int) else None
+    details = ", ".join(p for p in (cpu, generation, cores) if p)
     host = _text(info.get("node")) or "unknown host"
-    details = ", ".join(p for p in (cpu, f"{count} cores" if isinstance(count, int) else None) if p)
     return f"{host} ({details})" if details else host
 
 
