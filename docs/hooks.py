@@ -12,6 +12,7 @@ the build renders them again, and the tests fail when a committed block is not w
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -129,8 +130,14 @@ def render_carbon_regions() -> str:
 # ---------------------------------------------------------------------------- measured results
 
 
-#: the study's two sessions on one machine (the first cold: pretraining and compression included)
-STUDY_RUNS = ("study-1.json", "study-2.json")
+#: the study's two sessions on one machine (the first cold: pretraining and compression included), per CPU kind:
+#: the AVX2-only development VM, and two kinds with avx512_bf16 (see each folder's README.md for how they were made)
+STUDY_KINDS = {
+    "": ("study-1.json", "study-2.json"),
+    "zen4": ("zen4/study-1.json", "zen4/study-2.json"),
+    "zen5": ("zen5/study-1.json", "zen5/study-2.json"),
+}
+STUDY_RUNS = STUDY_KINDS[""]
 
 
 def _load(name: str) -> Any:
@@ -156,14 +163,19 @@ def _machine(run: dict[str, Any]) -> str:
     return text
 
 
-def render_study_machine() -> str:
-    run = _load(STUDY_RUNS[0])
-    return f"Machine: {_machine(run)}. Commit `{run.get('commit_info', {}).get('id', '?')[:10]}`."
+def render_study_machine(runs: tuple[str, str] = STUDY_RUNS) -> str:
+    run = _load(runs[0])
+    cpu = run.get("machine_info", {}).get("cpu", {})
+    when = ", ".join(_load(name).get("datetime", "?")[:16].replace("T", " ") for name in runs)
+    return (
+        f"Machine: {_machine(run)}; CPU family {cpu.get('family', '?')} model {cpu.get('model', '?')}. "
+        f"Commit `{run.get('commit_info', {}).get('id', '?')[:10]}`; sessions saved {when} (UTC)."
+    )
 
 
-def render_study_times() -> str:
+def render_study_times(runs: tuple[str, str] = STUDY_RUNS) -> str:
     rows = []
-    for label, name in zip(("1 (cold: empty cache)", "2 (warm)"), STUDY_RUNS, strict=True):
+    for label, name in zip(("1 (cold: empty cache)", "2 (warm)"), runs, strict=True):
         run = _load(name)
         energy = run["machine_info"].get("energy", {})
         seconds = energy.get("session_seconds")
@@ -182,11 +194,11 @@ def _train_rankings(name: str) -> list[Any]:
     return ranking.rank(b for b in run["benchmarks"] if "::test_train[" in b["fullname"])
 
 
-def render_study_ranking() -> str:
+def render_study_ranking(runs: tuple[str, str] = STUDY_RUNS) -> str:
     """Per model and compressor: joules to target against the baseline in both sessions, rounds, accuracy."""
     from energy_bench.runs.text import format_accuracy, format_ratio
 
-    sessions = [{(g.group, r.entry.variant): r for g in _train_rankings(n) for r in g.ranked} for n in STUDY_RUNS]
+    sessions = [{(g.group, r.entry.variant): r for g in _train_rankings(n) for r in g.ranked} for n in runs]
     rows = []
     for key, first in sessions[0].items():
         second = sessions[1].get(key)
@@ -204,23 +216,23 @@ def render_study_ranking() -> str:
     return _table(headers, rows)
 
 
-def render_study_summary() -> str:
+def render_study_summary(runs: tuple[str, str] = STUDY_RUNS) -> str:
     from energy_bench.runs import ranking
 
     blocks = []
-    for label, name in zip(("Session 1", "Session 2"), STUDY_RUNS, strict=True):
+    for label, name in zip(("Session 1", "Session 2"), runs, strict=True):
         lines = ranking.summary_lines(_train_rankings(name))
         blocks.append(f"**{label}.** " + "\n".join(lines))
     return "\n\n".join(blocks)
 
 
-def render_inference() -> str:
+def render_inference(runs: tuple[str, str] = STUDY_RUNS) -> str:
     """Inference joules per call against the model's uncompressed baseline, both sessions."""
     from energy_bench.runs import ranking
     from energy_bench.runs.text import format_ratio
 
     per_session = []
-    for name in STUDY_RUNS:
+    for name in runs:
         run = _load(name)
         groups = ranking.rank(b for b in run["benchmarks"] if "::test_inference[" in b["fullname"])
         per_session.append({g.group: {r.entry.variant: r.ratio for r in g.ranked} for g in groups})
@@ -367,6 +379,16 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "results-codecarbon": render_estimate_vs_codecarbon,
     "results-store-scale": render_store_scale,
 }
+# the same study tables for each other CPU kind: results-machine-zen4, results-study-zen4, ...
+for _kind, _runs in STUDY_KINDS.items():
+    if _kind:
+        for _name, _render in (
+            ("machine", render_study_machine),
+            ("study", render_study_ranking),
+            ("inference", render_inference),
+            ("times", render_study_times),
+        ):
+            GENERATORS[f"results-{_name}-{_kind}"] = functools.partial(_render, _runs)
 
 
 def render_page(markdown: str, where: str) -> str:
