@@ -356,6 +356,19 @@ def render_omp() -> str:
     return head + "\n\n" + _table(data["headers"], data["rows"])
 
 
+def render_gate_thresholds() -> str:
+    """The recommended thresholds per meter: the table ``energy-bench doctor`` prints its row from."""
+    from energy_bench.runs.thresholds import RECOMMENDED
+
+    rows = [
+        [", ".join(f"`{m}`" for m in r.meters) + f" ({r.label})",
+         f"`{r.thresholds}`" if r.thresholds else "not measured by this project yet",
+         r.baseline_runs, r.ab_repeat, r.basis]
+        for r in RECOMMENDED
+    ]  # fmt: skip
+    return _table(["meter", "joules threshold", "baseline runs", "A/B `--repeat`", "from"], rows)
+
+
 def render_models() -> str:
     from energy_bench.study.zoo import MODELS
 
@@ -366,6 +379,7 @@ def render_models() -> str:
 GENERATORS: dict[str, Callable[[], str]] = {
     "options": render_options,
     "study-models": render_models,
+    "gate-thresholds": render_gate_thresholds,
     "results-machine": render_study_machine,
     "results-times": render_study_times,
     "results-study": render_study_ranking,

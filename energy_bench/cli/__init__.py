@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import ab, compare, history, merge, publish, recover, report, run, weights
+from energy_bench.cli import ab, compare, doctor, history, merge, publish, recover, report, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, report, ab, merge, recover, run, weights, history, publish)
+COMMANDS = (compare, report, ab, merge, recover, run, weights, history, publish, doctor)
 
 
 def make_parser() -> argparse.ArgumentParser:

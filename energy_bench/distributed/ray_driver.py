@@ -177,7 +177,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise DriverError(f"Ray is not installed ({exc}): pip install 'pytest-energy-bench[ray]'") from None
+        raise DriverError(f"Ray is not installed ({exc}): pip install -e '.[ray]'") from None
     except Exception as exc:  # Ray probes every accelerator library at import; a broken one takes it down
         hint = ""
         if "amd_smi" in str(exc) or "amdsmi" in str(exc):

@@ -48,7 +48,7 @@ SPARK_POINTS = 30
 TREND_WINDOW = 10
 #: significant digits kept of each value in the site's data (the saved runs keep full precision)
 DIGITS = 6
-PLOT_EXTRA = "pip install 'pytest-energy-bench[site]'"
+PLOT_EXTRA = "pip install -e '.[site]' (the site extra)"
 NO_BRANCH = "(no branch)"
 NO_MACHINE = "(no machine)"
 

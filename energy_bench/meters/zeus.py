@@ -1,4 +1,4 @@
-"""Energy through Zeus (the ``zeus`` package: ``pip install pytest-energy-bench[zeus]``).
+"""Energy through Zeus (the ``zeus`` package: ``pip install -e '.[zeus]'``).
 
 Zeus's ``ZeusMonitor`` measures NVIDIA and AMD GPUs, CPU packages and DRAM through RAPL (also without root, through
 the Zeus daemon), and SoCs (Apple silicon, NVIDIA Jetson), so this one meter covers devices the built-in meters do
@@ -53,7 +53,7 @@ def load_zeus() -> tuple[Any, str]:
         from zeus.monitor import ZeusMonitor
     except ImportError as exc:
         raise MeterNotInstalled(
-            f"zeus is not installed (pip install 'pytest-energy-bench[zeus]'; importing it failed: {exc})"
+            f"zeus is not installed (pip install -e '.[zeus]'; importing it failed: {exc})"
         ) from None
     return ZeusMonitor, str(getattr(zeus, "__version__", "unknown"))
 

@@ -42,7 +42,7 @@ from energy_bench.runs.ranking import (
 )
 from energy_bench.runs.text import format_ratio
 
-PLOT_EXTRA = "pip install 'pytest-energy-bench[plot]'"
+PLOT_EXTRA = "pip install -e '.[plot]' (the plot extra)"
 FIGURE_SIZE = (6.4, 4.2)
 PAGE_NAME = "index.html"
 

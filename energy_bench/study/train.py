@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from energy_bench.meters.cpu_features import NARROW_FORMAT_FLAGS
+
 from .data import StudyData
 
 # Fused kernels update all parameters in one pass; on CPU the default is a per-parameter loop, which dominates a
@@ -35,7 +37,7 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: f
 
 
 #: CPU feature flags that mean native arithmetic in a 16-bit format (without them torch emulates it, slowly)
-_CPU_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"), torch.float16: ("avx512_fp16", "amx_fp16")}
+_CPU_FLAGS = {getattr(torch, name): flags for name, flags in NARROW_FORMAT_FLAGS.items()}
 
 
 @functools.lru_cache(maxsize=1)

@@ -36,7 +36,7 @@ def test_every_marker_has_a_generator_and_every_generator_is_used(hooks):
 
 @pytest.mark.parametrize("name", ["options", "study-models", "results-machine", "results-times", "results-study",
                                   "results-summary", "results-inference", "results-overhead", "results-field",
-                                  "results-omp"])  # fmt: skip
+                                  "results-omp", "gate-thresholds"])  # fmt: skip
 def test_generator_renders(hooks, name):
     text = hooks.GENERATORS[name]()
     assert text.strip()

@@ -183,7 +183,7 @@ def test_unavailable_and_wrong_gpus(monkeypatch):
 
 def test_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "zeus", None)
-    with pytest.raises(MeterNotInstalled, match=r"zeus is not installed \(pip install 'pytest-energy-bench\[zeus\]'"):
+    with pytest.raises(MeterNotInstalled, match=r"zeus is not installed \(pip install -e '\.\[zeus\]'"):
         from_settings(MeterSettings())
 
 
