@@ -16,16 +16,22 @@ stores the figures in its ``extra_info["overhead"]`` (and so in the saved JSON):
 Target (issue #2): at most 1 % of wall time per round of 100 ms or more, and a polling thread
 using at most 1 % of one core. The test fails when the meter cost misses the target.
 
+``test_polling_thread_cpu_share`` times the polling thread on every machine, GPU or not: the NVML meter's power
+path over the fake NVML of the tests (``tests/fakes``) at the default 25 ms period. The fake's reads are Python
+calls, no cheaper than the real library's, so the share it gives is an upper estimate of the thread's own cost.
+
     pytest benchmarks/test_overhead.py --energy-meter=estimate
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
 
 from energy_bench.meters import window
+from energy_bench.meters.nvml import NvmlMeter
 
 ROUND_SECONDS = 0.1
 ROUNDS = 10
@@ -33,6 +39,8 @@ WARMUP_ROUNDS = 1
 TARGET_PERCENT = 1.0
 #: windows opened and closed back to back to time the meter's own cost
 COST_WINDOWS = 200
+#: how long the polling thread is watched
+POLLING_SECONDS = 2.0
 
 _plain: dict[str, float] = {}
 
@@ -117,3 +125,22 @@ def test_energy_fixture(energy, energy_meter, loop_size):
     assert figures["meter_cost_percent"] <= TARGET_PERCENT
     if figures["polling_cpu_share"] is not None:
         assert figures["polling_cpu_share"] <= TARGET_PERCENT / 100
+
+
+def test_polling_thread_cpu_share(monkeypatch, record_property):
+    """The NVML power-polling thread's CPU seconds per wall second at the default period: at most 1 % of a core."""
+    from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([FakeGpu(counter=False)]).module)
+    meter = NvmlMeter()
+    try:
+        mark = meter.begin()
+        time.sleep(POLLING_SECONDS)
+        meter.end(mark)
+        share = polling_cpu_share(meter)
+        stats = meter.polling_stats()
+    finally:
+        meter.close()
+    record_property("polling_cpu_share", share)
+    print(f"polling_cpu_share={share:.4g} samples={stats['samples']} period_s={meter.poll_period_s}")
+    assert share is not None and share <= TARGET_PERCENT / 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import inspect
+import itertools
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from energy_bench.meters import EnergyBenchWarning, GpuIndexError, MeterError, MeterUnavailable, Source
 from energy_bench.meters.nvml import NvmlMeter, PowerIntegrator
+from tests.fakes import burn_cpu
 from tests.fakes.fake_pynvml import (
     NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_GPU_IS_LOST,
@@ -132,19 +134,46 @@ def test_trapezoid_error_within_analytic_bound():
     assert errors == 0 and integrator.samples == 21
 
 
+def logged_power_reads(fake: FakeNvml) -> list[float]:
+    """Seconds since the fake started at each power read, appended as the meter reads."""
+    read, times = fake.module.nvmlDeviceGetPowerUsage, []
+
+    def logged(handle):
+        times.append(fake.elapsed())
+        return read(handle)
+
+    fake.module.nvmlDeviceGetPowerUsage = logged
+    return times
+
+
 def test_counter_and_polling_agree_with_exact_integral_in_real_time(install, meters):
-    """Both paths over the same 0.5 s window with the polling thread running: within 2 %."""
+    """Both paths over (nearly) the same window of at least 0.5 s with the polling thread running.
+
+    Each path is held to the exact integral over its own window. The polled one may also be off by the trapezoid
+    rule's error over the gaps the thread actually left (T h^2 max|P''| / 12 per gap): a loaded machine wakes the
+    thread late, and that must widen the bound, not fail the test.
+    """
     fake = install(FakeNvml([FakeGpu(SineTrace(150, 50, 1.0))]))
+    reads = logged_power_reads(fake)
     counter = meters()
     polled = meters(polling=True, poll_period_s=0.01)
     assert polled.name == "nvml-power" and polled.info()["gpus"][0]["source"] == "polling"
     c_mark, p_mark = counter.begin(), polled.begin()
-    time.sleep(0.5)
+    start, deadline = time.monotonic(), time.monotonic() + 60
+    inside = fake.elapsed(p_mark.time)
+    # half a second, and three samples of the thread's own between the boundaries however late it wakes
+    while (time.monotonic() < start + 0.5 or len([t for t in reads if t > inside]) < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
     p_reading, c_reading = polled.end(p_mark), counter.end(c_mark)
+    begin_s, end_s = fake.elapsed(p_mark.time), fake.elapsed(p_mark.time + p_reading.seconds)
+    window = [t for t in reads if begin_s <= t <= end_s]
+    assert len(window) >= 5, window  # the two boundaries and the thread's own samples
+    gaps = [b - a for a, b in itertools.pairwise(window)]
+    bound = sum(h**3 for h in gaps) * SineTrace(150, 50, 1.0).max_second_derivative() / 12
     exact = fake.exact_joules(0, p_mark.time, p_mark.time + p_reading.seconds)
-    assert p_reading.joules["gpu0"] == pytest.approx(exact, rel=0.02)
-    assert c_reading.joules["gpu0"] == pytest.approx(exact, rel=0.02)
-    assert polled.polling_stats()["samples"] >= 10  # the thread sampled, not just the boundaries
+    assert abs(p_reading.joules["gpu0"] - exact) <= bound + 0.02 * exact
+    c_exact = fake.exact_joules(0, c_mark.time, c_mark.time + c_reading.seconds)
+    assert c_reading.joules["gpu0"] == pytest.approx(c_exact, rel=0.02)
 
 
 @pytest.mark.filterwarnings("ignore:energy windows shorter")
@@ -291,10 +320,11 @@ def test_error_in_polling_thread_fails_only_that_window(install, meters):
     meter = meters(poll_period_s=0.002)
     mark = meter.begin()
     fake.gpus[0].fail = NVML_ERROR_GPU_IS_LOST
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 60  # however late a loaded machine wakes the thread
     while not meter._integrator.errors_since(mark.errors) and time.monotonic() < deadline:
         time.sleep(0.005)
     fake.gpus[0].fail = None
+    assert meter._integrator.errors_since(mark.errors), "the polling thread never sampled"
     with pytest.raises(MeterError, match="polling failed during the window: GPU is lost"):
         meter.end(mark)
     mark = meter.begin()
@@ -316,16 +346,25 @@ def test_close_stops_thread_and_shuts_nvml_down(install):
     assert meter.info()["gpus"][0]["name"] == "NVIDIA Fake A100"  # still describable after close
 
 
-def test_polling_thread_cpu_use_is_small(install, meters):
-    """Target: <= 1 % of one core at the default 25 ms period; asserted loosely (5 %) for busy CI."""
+def test_polling_thread_accounts_its_own_cpu_and_wall_time(install, meters):
+    """The stats are the polling thread's own: not this thread's CPU, and within the wall time the test saw.
+
+    How small its share of a core is (the 1 % target) depends on the machine: benchmarks/test_overhead.py times it.
+    """
     install(FakeNvml([FakeGpu(counter=False)]))
     meter = meters()
+    wall0, process0, main0 = time.monotonic(), time.process_time(), time.thread_time()
     mark = meter.begin()
-    time.sleep(0.6)
+    burn_cpu(0.2)  # CPU of this thread, which the polling thread must not count as its own
+    deadline = time.monotonic() + 60
+    while meter.polling_stats()["samples"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     meter.end(mark)
     stats = meter.polling_stats()
-    assert stats["samples"] >= 10
-    assert stats["thread_cpu_s"] / stats["thread_wall_s"] < 0.05
+    other_threads_cpu = (time.process_time() - process0) - (time.thread_time() - main0)
+    assert stats["samples"] >= 5
+    assert 0 < stats["thread_cpu_s"] <= other_threads_cpu + 1e-3
+    assert stats["thread_cpu_s"] <= stats["thread_wall_s"] <= time.monotonic() - wall0
 
 
 @pytest.mark.parametrize(
@@ -392,8 +431,9 @@ def test_concurrent_windows_from_threads(install, meters):
         t.start()
     for t in threads:
         t.join()
-    # constant 100 W: every window's mean power is 100 W up to clock skew between read and stamp
-    assert results == pytest.approx([100.0] * 4, rel=0.05)
+    # constant 100 W and each window's seconds taken from its own boundary samples: exactly 100 W, however the
+    # threads were scheduled (a torn or lost sample would break it)
+    assert results == pytest.approx([100.0] * 4, rel=1e-6)
 
 
 def test_close_is_prompt_with_a_long_poll_period(install):
@@ -402,4 +442,6 @@ def test_close_is_prompt_with_a_long_poll_period(install):
     meter.begin()
     started = time.monotonic()
     meter.close()
-    assert time.monotonic() - started < 1.0 and not meter._integrator._thread.is_alive()
+    # the thread sleeps in slices of STOP_SLICE_S: close() must not wait out the hour (a generous bound for a loaded
+    # machine, still far below the period)
+    assert time.monotonic() - started < 60 and not meter._integrator._thread.is_alive()

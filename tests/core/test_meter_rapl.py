@@ -95,13 +95,22 @@ def test_overlapping_windows_share_reads(tmp_path, meters):
     assert meter.end(long_window).joules["package-0"] == pytest.approx(4.0)
 
 
+def wait_for_guard_read(meter: RaplMeter, raw_uj: int, timeout_s: float = 60.0) -> None:
+    """Until the guard thread has read the counter at ``raw_uj`` (nothing else reads it meanwhile): a loaded machine
+    may wake the thread many periods late, and a fixed sleep would then miss a wrap."""
+    deadline = time.monotonic() + timeout_s
+    while meter._zones[0].last_uj != raw_uj:
+        assert time.monotonic() < deadline, "the guard thread never read the counter"
+        time.sleep(0.005)
+
+
 def test_guard_thread_keeps_long_windows_correct(tmp_path, meters):
     tree = FakePowercap(tmp_path, max_range_uj=1_000_000, dram=False)
     guarded, unguarded = meters(str(tmp_path), guard_period_s=0.01), meters(str(tmp_path))
     g_mark, u_mark = guarded.begin(), unguarded.begin()
     for _ in range(3):
         tree.add("package-0", 600_000)
-        time.sleep(0.1)  # ten guard periods: the guard has read the counter by now
+        wait_for_guard_read(guarded, tree.get("package-0"))
     assert guarded.end(g_mark).joules["package-0"] == pytest.approx(1.8)
     # without intermediate reads two of the three wraps are invisible
     assert unguarded.end(u_mark).joules["package-0"] == pytest.approx(0.8)
