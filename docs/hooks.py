@@ -158,7 +158,7 @@ def _machine(run: dict[str, Any]) -> str:
     kind = "avx512_bf16" if "avx512_bf16" in flags else "AVX2 only (no avx512_bf16)" if "avx2" in flags else "?"
     text = f"{cpu.get('brand_raw', 'unknown CPU')}, {cpu.get('count', '?')} logical cores, {kind}; "
     text += f"Python {info.get('python_version', '?')}"
-    if energy:  # a run of energy benchmarks (the field benchmarks' own run has none: its sessions do)
+    if "meter" in energy:  # a run of energy benchmarks (the field benchmarks' own run has none: its sessions do)
         text += f"; meter `{energy.get('meter', '?')}` ({energy.get('source', '?')} joules)"
     return text
 

@@ -20,9 +20,10 @@ import pytest
 from energy_bench.errors import EnergyBenchWarning
 from energy_bench.meters import Meter, MeterError, MeterUnavailable, estimate_model_of, select_meter, window
 from energy_bench.meters.cooldown import RoundTemperatures
+from energy_bench.meters.speed import probe_speed
 from energy_bench.plugin import openmp, table
 from energy_bench.plugin import rounds as rounds_mod
-from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session
+from energy_bench.plugin.session import SESSION_KEY, EnergySession, get_session, session_speed
 from energy_bench.runs import record as records
 from energy_bench.runs.estimate_model import add_estimate
 from energy_bench.runs.footprint import add_footprint
@@ -46,6 +47,7 @@ def build_meter(config: pytest.Config) -> Meter:
             session.meter = select_meter(s.meter, gpus=s.gpus, powercap_root=s.powercap_root, cpu_watts=s.cpu_watts)
         except MeterUnavailable as exc:
             raise pytest.UsageError(f"--energy-meter={s.meter}: {exc}") from None
+        session.speed_start = probe_speed()
     return session.meter
 
 
@@ -260,6 +262,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if session.meter is not None:
         # Wall time of the whole session until it is saved: set-up (pretraining, compression) included.
         info["session_seconds"] = round(time.monotonic() - session.started, 1)
+        info["speed"] = session_speed(session)
     policy = openmp.policy_of(config)
     if policy is not None:
         info.update(policy.describe())

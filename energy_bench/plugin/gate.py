@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from energy_bench.plugin import options
-from energy_bench.plugin.session import get_session
+from energy_bench.plugin.session import get_session, session_speed
 from energy_bench.runs.parse import BenchRecord, RunLoadError, SavedRun, load_run_file, record_from
 from energy_bench.runs.pool import pool_label
 from energy_bench.runs.store import HistorySpec, StoreError, parse_history_spec
@@ -215,6 +215,18 @@ def _current_machine_energy(config: pytest.Config) -> dict[str, Any] | None:
     return meter.info() if meter is not None else None
 
 
+def drift_notes(config: pytest.Config, gate: Gate, comparisons: list) -> list[str]:
+    """Where the sessions' speeds or the baseline runs' spread keep the gate from telling a threshold-size change."""
+    from energy_bench.runs import drift
+
+    energy_session = get_session(config)
+    current = {drift.SPEED_KEY: session_speed(energy_session)} if energy_session.meter is not None else None
+    speed_note = drift.speed_drift_note(
+        [run.machine_energy for run in gate.baselines], current, drift.joules_threshold_percent(gate.thresholds)
+    )
+    return [*([speed_note] if speed_note else []), *drift.resolution_notes(comparisons)]
+
+
 def _writer(config: pytest.Config):
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -282,6 +294,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "reads as significant; pool saved runs with --energy-compare=last:N"
         )
     notes += [f"forced despite: {p}" for p in problems]
+    notes += drift_notes(config, gate, comparisons)
     notes += sorted({f"{c.fullname}: {n}" for c in comparisons if c.current is not None for n in c.notes})
     lines = regression_lines(comparisons) if gate.gating else []
     energy_session.regressions = lines
