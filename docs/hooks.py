@@ -324,6 +324,39 @@ def render_store_scale() -> str:
     return head + "\n\n" + _table(headers, rows)
 
 
+def render_changepoints_field() -> str:
+    """benchmarks/field/changepoints.py's figures: planted steps found at their commit, false change points."""
+    data = _load("field-changepoints.json")
+    cells: dict[tuple[str, float], dict[str, int]] = {}
+    for result in data["results"]:
+        for score in result["scores"]:
+            cell = cells.setdefault((result["scenario"], score["min_change"]), {"trials": 0, "found": 0, "false": 0})
+            cell["trials"] += 1
+            cell["found"] += score["found"]
+            cell["false"] += score["false"]
+    runs = data["commits"]
+    rows = [
+        [
+            scenario,
+            f"{effect:.1%}",
+            f"{cell['found']} of {cell['trials']}" if not scenario.startswith("no ") else "-",
+            cell["false"],
+            f"{100 * cell['false'] / (cell['trials'] * runs):.2f}",
+        ]
+        for (scenario, effect), cell in cells.items()
+    ]
+    cpu = data["cpu"] or {}
+    meters = sorted({f"{r['meter']} ({r['source']} joules)" for r in data["results"]})
+    head = (
+        f"Measured on {cpu.get('model_name', '?')} ({cpu.get('architecture', '?')}, {data['cores']} vCPUs), Python "
+        f"{data['python']}, commit {data['commit']}, {data['date'][:10]}; meter {', '.join(meters)}; "
+        f"{data['trials']} trials of {runs} commits per scenario, a ~20 ms loop, alpha {data['alpha']:g}, "
+        f"{data['minutes']:.0f} min in all."
+    )
+    headers = ["scenario", "min change", "found at the planted commit", "false change points", "per 100 runs"]
+    return head + "\n\n" + _table(headers, rows)
+
+
 FIELD = {
     "field-loop.json": "(a) last:5, ~17 ms loop",
     "field-ab.json": "(b) energy-bench ab",
@@ -392,6 +425,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "carbon-regions": render_carbon_regions,
     "results-codecarbon": render_estimate_vs_codecarbon,
     "results-store-scale": render_store_scale,
+    "results-changepoints": render_changepoints_field,
 }
 # the same study tables for each other CPU kind: results-machine-zen4, results-study-zen4, ...
 for _kind, _runs in STUDY_KINDS.items():

@@ -3,12 +3,15 @@ means differ by at least an effect size and a significance test passes.
 
 The method, in three steps (``docs/changes.md`` explains it for users):
 
-1. **Search.** ruptures' PELT with a least-squares cost (``l2``) finds the segmentation of the run means that
-   minimizes the squared residuals plus a penalty per boundary. PELT is exact for that criterion (Binseg is greedy)
-   and a mean shift is what a code change does to a benchmark; a kernel search (KernelCPD) would also react to a
-   change of spread and needs a bandwidth. The penalty is ``3 * sigma**2 * ln(n)`` with ``sigma`` the series' own
-   noise, estimated robustly from the differences of consecutive runs (a step moves one difference only), so the
-   search behaves the same on a noisy meter as on a quiet one. Boundaries fall only between commits.
+1. **Search.** ruptures' penalized kernel search with the linear kernel (``KernelCPD(kernel="linear")``) finds the
+   segmentation of the run means that minimizes the squared residuals plus a penalty per boundary: with the linear
+   kernel its cost is exactly the least-squares (``l2``) cost of ``Pelt(model="l2")``, and the search is exact for
+   that criterion (Binseg is greedy), but it runs in ruptures' C code, where ``Pelt`` evaluates the cost in Python
+   (minutes for a series of 1,000 runs). A mean shift is what a code change does to a benchmark; the rbf kernel
+   would also react to a change of spread and needs a bandwidth. The penalty is ``3 * sigma**2 * ln(n)`` with
+   ``sigma`` the series' own noise, estimated robustly from the differences of consecutive runs (a step moves one
+   difference only), so the search behaves the same on a noisy meter as on a quiet one. Boundaries fall only
+   between commits.
 2. **Test.** Each boundary is judged on the run means of its two adjacent segments (at least two runs each): the
    relative change of the means must reach ``min_change``, Welch's two-sample t test
    (``scipy.stats.ttest_ind(equal_var=False)``) must give ``p <= alpha``, and a step must fit the two segments
@@ -146,14 +149,15 @@ def noise(values: np.ndarray) -> float:
 
 
 def search(values: np.ndarray) -> list[int]:
-    """Candidate boundaries (first index of each new segment) from PELT with a penalty scaled to the noise."""
+    """Candidate boundaries (first index of each new segment): the least-squares segmentation with a penalty per
+    boundary scaled to the noise."""
     import ruptures  # lazy: the search is only needed by the history commands
 
     sigma = noise(values)
     # a floor so that a constant series (identical accuracies) is not split where no split gains anything
     floor = 1e-12 * max(float(np.mean(values**2)), 1e-300)
     penalty = max(PENALTY * sigma**2 * math.log(len(values)), floor)
-    algo = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT, jump=1).fit(values.reshape(-1, 1))
+    algo = ruptures.KernelCPD(kernel="linear", min_size=MIN_SEGMENT, jump=1).fit(values.reshape(-1, 1))
     return [int(b) for b in algo.predict(pen=penalty)[:-1]]  # the last "boundary" is the series' end
 
 

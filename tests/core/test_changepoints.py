@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from energy_bench.history import changepoints
 from energy_bench.history.accepted import Accepted
 from energy_bench.history.changepoints import commit_boundaries, detect, ratio_interval, snap
 from energy_bench.history.series import Series, build_series
@@ -174,3 +175,15 @@ def test_bad_options():
         detect(series_of([1.0] * 5), alpha=0)
     with pytest.raises(ValueError):
         detect(series_of([1.0] * 5), min_change=-0.1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_search_is_ruptures_least_squares_segmentation(seed):
+    """The C kernel search with the linear kernel answers what ruptures' Pelt with the l2 cost does."""
+    import ruptures
+
+    rng = np.random.default_rng(seed)
+    values = rng.normal(1.0, 0.02, 60) * np.where(np.arange(60) >= 10 + 6 * seed, 1.0 + 0.03 * seed, 1.0)
+    penalty = changepoints.PENALTY * changepoints.noise(values) ** 2 * math.log(len(values))
+    pelt = ruptures.Pelt(model="l2", min_size=changepoints.MIN_SEGMENT, jump=1).fit(values.reshape(-1, 1))
+    assert changepoints.search(values) == [int(b) for b in pelt.predict(pen=penalty)[:-1]]
