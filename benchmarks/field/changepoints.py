@@ -1,0 +1,190 @@
+"""Field check of the change-point detector on real runs: does ``energy-bench history`` find a planted step at the
+right commit, and how often does it find one where nothing changed?
+
+Each trial builds a throwaway git history of ``--commits`` commits of a ~20 ms pure-Python loop and runs one real
+pytest session per commit (``--benchmark-autosave``: the run goes into the history store as any saved run does),
+then reads the store and runs :func:`energy_bench.history.changepoints.detect` on the joules-per-call series.
+Scenarios: a step of +10 % at a random commit (judged at the default effect size, 5 %), a step of +5 % (judged at
+half of it, 2.5 %), and no step at all (judged at both). A step is found when a regression is reported whose first
+commit after is the planted one; every other change point counts as false.
+
+Sessions run in this process, one after another (a subprocess per session would triple the time), so run it on an
+otherwise idle machine; the meter is whatever ``--energy-meter=auto`` picks here (on a VM: the CPU-time estimate).
+
+    python benchmarks/field/changepoints.py                        # 10 trials x 40 commits per scenario
+    python benchmarks/field/changepoints.py --trials 1 --commits 8 # a quick look that everything works
+
+It writes ``--out`` (default ``docs/data/field-changepoints.json``), which ``docs/changes.md`` renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import chdir, redirect_stderr, redirect_stdout
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from energy_bench.history.changepoints import ALPHA, MIN_CHANGE, detect
+from energy_bench.history.series import build_series
+from energy_bench.meters.cpu_features import describe_cpu, read_cpu
+from energy_bench.runs.store import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+LOOP_SECONDS = 0.020
+#: (name, relative step, the effect sizes it is judged at)
+SCENARIOS = (("+10 % step", 0.10, (MIN_CHANGE,)), ("+5 % step", 0.05, (0.025,)), ("no step", 0.0, (MIN_CHANGE, 0.025)))
+LOOP_TEST = """# commit {commit}
+N = {n}
+
+
+def loop():
+    total = 0
+    for i in range(N):
+        total += i * i
+    return total
+
+
+def test_loop(energy):
+    energy(loop)
+"""
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def loop_size() -> int:
+    """Iterations that take about LOOP_SECONDS here (best of five timings)."""
+    n = 200_000
+    best = min(_time_loop(n) for _ in range(5))
+    return max(1000, round(n * LOOP_SECONDS / best))
+
+
+def _time_loop(n: int) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i * i
+    return time.perf_counter() - start
+
+
+def git(repo: Path, *args: str, when: datetime | None = None) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "field", "GIT_AUTHOR_EMAIL": "field@localhost"}
+    env |= {"GIT_COMMITTER_NAME": "field", "GIT_COMMITTER_EMAIL": "field@localhost"}
+    if when is not None:  # one commit a minute: the store orders runs by commit time
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
+    done = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def run_session(repo: Path) -> int:
+    """One pytest session in this process, saved; the test module is imported afresh for each."""
+    sys.modules.pop("test_loop", None)
+    with chdir(repo), open(repo.parent / "sessions.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
+        return int(pytest.main(["-q", "-p", "no:cacheprovider", "--benchmark-autosave", "test_loop.py"]))
+
+
+def trial(root: Path, n: int, commits: int, step: float, planted: int | None) -> tuple[list[str], list]:
+    """The history of one trial: the commits' hashes and the joules series the store holds."""
+    repo = root / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    hashes = []
+    for c in range(commits):
+        size = round(n * (1 + step)) if planted is not None and c >= planted else n
+        (repo / "test_loop.py").write_text(LOOP_TEST.format(commit=c, n=size))
+        git(repo, "add", "test_loop.py")
+        git(repo, "commit", "-q", "-m", f"commit {c}", when=START + timedelta(minutes=c))
+        hashes.append(git(repo, "rev-parse", "HEAD"))
+        if run_session(repo) != 0:
+            raise SystemExit(f"the session at commit {c} failed")
+    store = open_store(None, str(repo / ".benchmarks"))
+    try:
+        series = build_series(store.runs(), "joules")
+    finally:
+        store.close()
+    if len(series) != 1 or len(series[0].points) != commits:
+        raise SystemExit(f"expected one series of {commits} points, got {[len(s.points) for s in series]}")
+    return hashes, series[0]
+
+
+def score(series, hashes: list[str], planted: int | None, min_change: float) -> dict:
+    changes = detect(series, min_change=min_change, alpha=ALPHA)
+    target = hashes[planted] if planted is not None else None
+    found = [c for c in changes if c.after_commit == target and c.direction == "regression"]
+    return {
+        "min_change": min_change,
+        "found": bool(found),
+        "false": len(changes) - len(found),
+        "changes": [
+            {"after_commit": c.after_commit[:10], "change": round(c.change, 4), "p": c.p_value} for c in changes
+        ],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--commits", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "data" / "field-changepoints.json")
+    args = parser.parse_args(argv)
+    if args.trials < 1 or args.commits < 8:
+        parser.error("--trials must be >= 1 and --commits >= 8")
+    sys.dont_write_bytecode = True  # a rewritten test module of the same size in the same second: no stale .pyc
+    rng = random.Random(args.seed)
+    n = loop_size()
+    began = time.monotonic()
+    results = []
+    for name, step, effects in SCENARIOS:
+        for t in range(args.trials):
+            planted = rng.randrange(args.commits // 4, 3 * args.commits // 4) if step else None
+            with tempfile.TemporaryDirectory() as tmp:
+                hashes, series = trial(Path(tmp), n, args.commits, step, planted)
+            scores = [score(series, hashes, planted, effect) for effect in effects]
+            values = [p.value for p in series.points]
+            results.append(
+                {
+                    "scenario": name,
+                    "step": step,
+                    "trial": t,
+                    "planted": planted,
+                    "scores": scores,
+                    "joules": values,
+                    "meter": series.points[0].meter,
+                    "source": series.points[0].source,
+                }
+            )
+            print(
+                f"{name}, trial {t + 1}: "
+                + "; ".join(f"at {s['min_change']:.1%}: found={s['found']} false={s['false']}" for s in scores),
+                flush=True,
+            )
+    report = {
+        "cpu": describe_cpu(cpu) if (cpu := read_cpu()) is not None else None,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": git(REPO, "rev-parse", "--short", "HEAD"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+        "loop_iterations": n,
+        "commits": args.commits,
+        "trials": args.trials,
+        "alpha": ALPHA,
+        "minutes": round((time.monotonic() - began) / 60, 1),
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
