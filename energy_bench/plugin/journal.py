@@ -5,7 +5,9 @@ killed by SIGKILL, the out-of-memory killer or a CI timeout loses every benchmar
 saved, each finished benchmark's entry (the dict pytest-benchmark will save) is appended to a journal in the storage
 folder, ``<storage>/<machine>/.energy-bench-journal-<pid>-<random>.jsonl``, as soon as its test is done: one JSON
 line written with a single ``os.write`` on an ``O_APPEND`` descriptor, then ``fsync``. The first line is the header
-the saved run needs (machine_info, commit_info, the save name) plus the writer's host and pid. A session that ends
+the saved run needs (machine_info, commit_info, the save name) plus the writer's host, pid and, where Linux's
+``/proc`` shows it, the process's start time (so that a later process given the same pid is not taken for the
+writer). A session that ends
 normally (or by Ctrl-C) saves the run and removes its journal; after a crash ``energy-bench recover`` turns the
 journal into a saved run, and the next saving run warns that there is one to recover.
 
@@ -56,19 +58,53 @@ class Journal:
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
     def is_live(self) -> bool:
-        """Whether the process writing it still runs (on this host); journals of other hosts count as left over."""
+        """Whether the process writing it still runs (on this host); journals of other hosts count as left over.
+
+        A pid alone is not enough: after a crash the kernel may give the same pid to a new process (soon, in a
+        container's small pid space), so where the header has the writer's start time it must match too."""
         pid = self.header.get("pid")
-        if self.header.get("host") != platform.node() or not isinstance(pid, int) or isinstance(pid, bool):
+        if self.header.get("host") != platform.node() or not _is_int(pid):
             return False
-        if pid == os.getpid():
-            return True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if pid != os.getpid() and not _pid_exists(pid):
             return False
-        except PermissionError:  # another user's live process
-            return True
+        recorded = self.header.get("pid_start")
+        if not _is_int(recorded):
+            return True  # a journal from before start times were recorded, or from a host without /proc
+        current = process_start_time(pid)
+        return current is None or current == recorded
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
         return True
+    return True
+
+
+#: field 22 of /proc/PID/stat is the start time; counting starts at the first field after the command name
+_START_TIME_FIELD = 22 - 3
+
+
+def process_start_time(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat`` field 22); None where that
+    cannot be read (no such process, no /proc). Two processes with one pid differ in it."""
+    try:
+        stat = (proc / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may itself hold spaces and parentheses: split after the last
+    fields = stat[stat.rfind(b")") + 1 :].split()
+    try:
+        return int(fields[_START_TIME_FIELD])
+    except (IndexError, ValueError):
+        return None
 
 
 class JournalError(ValueError):
@@ -171,6 +207,7 @@ class JournalWriter:
             "energy_bench_journal": FORMAT,
             "host": platform.node(),
             "pid": os.getpid(),
+            **_start_time_field(),
             "save": bs.save or bs.autosave,
             "started": _now(),
             "version": __version__,
@@ -192,6 +229,12 @@ class JournalWriter:
         if saved and self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+
+
+def _start_time_field() -> dict[str, int]:
+    """``{"pid_start": ...}`` for the header, or nothing where this system has no /proc to read it from."""
+    started = process_start_time(os.getpid())
+    return {} if started is None else {"pid_start": started}
 
 
 def journal_folder(bench_session: Any) -> Path | None:

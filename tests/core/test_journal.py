@@ -116,7 +116,7 @@ def test_sigterm_handler_is_the_sessions_only(pytester):
 
 def test_journal_written_as_benchmarks_finish_and_removed_after_saving(pytester):
     pytester.makepyfile("""
-        import glob, json
+        import glob, json, os
 
         def test_one(benchmark):
             benchmark(sum, range(10))
@@ -125,6 +125,7 @@ def test_journal_written_as_benchmarks_finish_and_removed_after_saving(pytester)
             (path,) = glob.glob(".benchmarks/*/.energy-bench-journal-*.jsonl")
             lines = [json.loads(line) for line in open(path)]
             assert lines[0]["energy_bench_journal"] == 1 and "machine_info" in lines[0]
+            assert lines[0]["pid"] == os.getpid() and isinstance(lines[0]["pid_start"], int)
             assert [line["benchmark"]["name"] for line in lines[1:]] == ["test_one"]
             benchmark(sum, range(10))
     """)
@@ -197,3 +198,33 @@ def test_an_empty_journal_is_removed(tmp_path, capsys):
     path = write_journal(tmp_path / "store" / "m", {"host": "elsewhere", "pid": 1})
     assert cli(["recover", "-s", str(tmp_path / "store")]) == 0
     assert "no finished benchmark" in capsys.readouterr().out and not path.exists()
+
+
+def test_start_time_read_past_a_command_name_with_spaces_and_parentheses(tmp_path):
+    # /proc/PID/stat: pid (comm) state ppid ...; field 22 is the start time
+    fields = ["S", *[str(n) for n in range(4, 22)], "123456", "0"]
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_bytes(b"42 (a b) (c)) " + " ".join(fields).encode())
+    assert journal.process_start_time(42, proc=tmp_path) == 123456
+    assert journal.process_start_time(43, proc=tmp_path) is None
+    (tmp_path / "42" / "stat").write_bytes(b"42 (short) S 1")
+    assert journal.process_start_time(42, proc=tmp_path) is None
+
+
+@pytest.mark.skipif(journal.process_start_time(os.getpid()) is None, reason="no /proc/PID/stat here")
+def test_a_live_process_that_reused_the_writers_pid_is_not_the_writer(tmp_path, capsys):
+    folder = tmp_path / "store" / "m"
+    started = journal.process_start_time(os.getpid())
+    header = {"host": platform.node(), "pid": os.getpid(), "pid_start": started - 1}
+    reused = write_journal(folder, header, bench_line("a"))
+    assert not journal.read_journal(reused).is_live()
+    assert cli(["recover", "-s", str(tmp_path / "store")]) == 0
+    assert "saved 1 benchmark(s)" in capsys.readouterr().out and not reused.exists()
+
+
+@pytest.mark.skipif(journal.process_start_time(os.getpid()) is None, reason="no /proc/PID/stat here")
+def test_the_writer_itself_is_live_and_an_old_header_falls_back_to_the_pid(tmp_path):
+    here = {"host": platform.node(), "pid": os.getpid()}
+    same = write_journal(tmp_path / "a", {**here, "pid_start": journal.process_start_time(os.getpid())})
+    assert journal.read_journal(same).is_live()
+    assert journal.read_journal(write_journal(tmp_path / "b", here)).is_live()  # no pid_start: pid only
