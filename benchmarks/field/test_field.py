@@ -12,15 +12,17 @@ machine. Each test records its counts and rates in ``extra_info`` and prints a t
   separate session: no false alarm; then a session whose training rounds are 20 % heavier (5 optimizer steps per
   round, then 6: ``ENERGY_BENCH_TRAIN_STEPS`` in ``benchmarks/test_compression.py``) must fail on training joules.
 
-    pytest benchmarks/field --energy-field -s -o faulthandler_timeout=0            # the full figures
+    pytest benchmarks/field --energy-field -s            # the full figures
     pytest benchmarks/field --energy-field -s --energy-field-reruns=2 --energy-field-baselines=2   # a quick check
 
-``-o faulthandler_timeout=0``: the repository's pytest configuration dumps the stacks of a test that runs longer
-than 5 minutes, and a field benchmark does by design.
+The repository's pytest configuration (``faulthandler_timeout = 300``) dumps the stacks of a test that runs longer
+than 5 minutes; a field benchmark does by design, so these tests switch that off for themselves and for the pytest
+sessions they start (``no_stack_dumps`` and ``session``).
 """
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import shutil
@@ -82,9 +84,21 @@ def _time_loop(n: int) -> float:
     return time.perf_counter() - start
 
 
+@pytest.fixture(autouse=True)
+def no_stack_dumps():
+    """Cancel pytest's faulthandler timer, armed before setup: a field benchmark runs past 5 minutes by design, and
+    a stack dump in its output would read like a hang."""
+    faulthandler.cancel_dump_traceback_later()
+
+
+#: a session run from the repository reads its faulthandler_timeout too, and a study session runs as long
+NO_FAULTHANDLER = ("-o", "faulthandler_timeout=0")
+
+
 def session(args, cwd: Path, env: dict[str, str] | None = None, module: str = "pytest") -> subprocess.CompletedProcess:
     """One new Python process: ``python -m pytest ...`` (or another module), outcome checked by the caller."""
-    command = [sys.executable, "-m", module, *args]
+    extra = NO_FAULTHANDLER if module == "pytest" else ()
+    command = [sys.executable, "-m", module, *extra, *args]
     return subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=SESSION_TIMEOUT
     )
