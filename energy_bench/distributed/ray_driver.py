@@ -173,7 +173,48 @@ def saved_meter(text: str | None) -> str | None:
 # ---------------------------------------------------------------------------- the driver
 
 
+#: what the stand-in amdsmi package raises: Ray takes an ImportError of amdsmi to mean "no AMD GPU here"
+_NO_AMDSMI = 'raise ImportError("amdsmi cannot load libamd_smi.so on this machine (hidden from Ray by energy-bench)")\n'
+
+
+def hide_broken_amdsmi(environ: Any = None) -> str | None:
+    """Keep an amdsmi that cannot load its library from taking Ray down; returns a note when it did so.
+
+    The zeus extra pulls in amdsmi, whose import raises KeyError (not ImportError) without ROCm's libamd_smi.so,
+    and Ray imports it to count AMD GPUs, catching ImportError only. Here that import then raises ImportError: in
+    this process through ``sys.modules``, in the local Ray's workers (started with ``environ``, default this
+    process's environment) through a stand-in package put first on ``PYTHONPATH``.
+    """
+    import contextlib
+    import importlib
+    import io
+
+    if "amdsmi" in sys.modules:
+        return None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # amdsmi prints its failure before raising
+            importlib.import_module("amdsmi")
+        return None
+    except ImportError:
+        return None
+    except Exception as exc:  # KeyError: 'libamd_smi.so' and the like
+        problem = f"{type(exc).__name__}: {exc}"
+    sys.modules["amdsmi"] = None  # type: ignore[assignment]  # a None entry makes `import amdsmi` an ImportError
+    stub = Path(tempfile.mkdtemp(prefix="energy-bench-no-amdsmi-"))
+    (stub / "amdsmi").mkdir()
+    (stub / "amdsmi" / "__init__.py").write_text(_NO_AMDSMI)
+    env = os.environ if environ is None else environ
+    env["PYTHONPATH"] = os.pathsep.join(part for part in (str(stub), env.get("PYTHONPATH")) if part)
+    return (
+        f"amdsmi is installed but cannot be imported ({problem}; no ROCm here?): hidden from Ray so that it starts "
+        "(pip uninstall amdsmi, or install ROCm, to silence this)"
+    )
+
+
 def import_ray() -> Any:
+    note = hide_broken_amdsmi()
+    if note:
+        print(f"energy-bench: {note}", file=sys.stderr)
     try:
         import ray
     except ImportError as exc:

@@ -87,3 +87,58 @@ def test_two_shards_on_a_local_ray_make_the_run_one_session_makes(tmp_path):
     assert all(s["node_id"] and s["ip"] and s["gpus"] == [] and s["cuda_visible_devices"] == "" for s in shards)
     assert merged["machine_info"]["energy"]["meter"] == "estimate"
     assert "notes" not in merged["machine_info"]["energy"]  # the estimate is per process: nothing shared
+
+
+#: an amdsmi installed without ROCm: its import prints a line, then raises KeyError, which Ray does not catch
+BROKEN_AMDSMI = 'print("Unable to find libamd_smi.so")\nraise KeyError("libamd_smi.so")\n'
+
+
+def broken_amdsmi(tmp_path: Path) -> Path:
+    folder = tmp_path / "broken"
+    (folder / "amdsmi").mkdir(parents=True)
+    (folder / "amdsmi" / "__init__.py").write_text(BROKEN_AMDSMI)
+    return folder
+
+
+def test_a_broken_amdsmi_is_hidden_from_ray_here_and_in_local_workers(tmp_path, monkeypatch):
+    from energy_bench.distributed.ray_driver import hide_broken_amdsmi
+
+    monkeypatch.syspath_prepend(str(broken_amdsmi(tmp_path)))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    environ = {"PYTHONPATH": "/elsewhere"}
+    try:
+        note = hide_broken_amdsmi(environ)
+        assert note and "KeyError" in note and "hidden from Ray" in note
+        with pytest.raises(ImportError):
+            import amdsmi  # noqa: F401
+    finally:
+        sys.modules.pop("amdsmi", None)
+    stub, rest = environ["PYTHONPATH"].split(os.pathsep, 1)
+    assert rest == "/elsewhere"
+    probe = subprocess.run([sys.executable, "-c", "import amdsmi"], env={**os.environ, "PYTHONPATH": stub},
+                           capture_output=True, text=True)  # fmt: skip
+    assert probe.returncode and "ImportError" in probe.stderr  # what a worker started with that path sees
+
+
+def test_a_working_or_missing_amdsmi_is_left_alone(tmp_path, monkeypatch):
+    from energy_bench.distributed.ray_driver import hide_broken_amdsmi
+
+    (tmp_path / "fine" / "amdsmi").mkdir(parents=True)
+    (tmp_path / "fine" / "amdsmi" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "fine"))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    environ: dict[str, str] = {}
+    try:
+        assert hide_broken_amdsmi(environ) is None and environ == {}
+    finally:
+        sys.modules.pop("amdsmi", None)
+
+
+def test_import_ray_survives_a_broken_amdsmi(tmp_path):
+    pytest.importorskip("ray")
+    path = os.pathsep.join([str(broken_amdsmi(tmp_path)), str(REPO)])
+    code = "from energy_bench.distributed.ray_driver import import_ray; import_ray(); print('imported')"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "imported" in done.stdout and "hidden from Ray" in done.stderr
