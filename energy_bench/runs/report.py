@@ -314,8 +314,13 @@ def write_html(
     notes: Sequence[str] = (),
     machine_energy: Mapping[str, Any] | None = None,
     reference: str = DEFAULT_REFERENCE,
+    verdicts: tuple[list[str], list[list[str]]] | None = None,
+    verdicts_title: str = "Verdicts",
 ) -> list[Path]:
     """Write ``index.html`` and the figures into ``folder``; return the files written (the page first).
+
+    ``verdicts``: headers and cells of the verdict table in place of the one built from ``rankings`` (the verdicts
+    across sessions, when several were pooled; ``rankings`` then give the tables and figures under it).
 
     The page: the verdicts of every group first, the summary, what was not measured, then the overview figures and
     each group's table and figures. Same style as the published history (:mod:`energy_bench.runs.look`), inlined.
@@ -331,10 +336,11 @@ def write_html(
         written += [png, png.with_suffix(".svg")]
         images.setdefault(section, []).append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
     body = [f"<h1>{html.escape(title)}</h1>"]
-    if measured:
-        headers, rows = verdict_cells(measured, reference)
-        table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
-        body.append(f'<h2 id=verdicts>Verdicts</h2><div class="verdicts">{table}</div>')
+    if verdicts is None and measured:
+        verdicts = verdict_cells(measured, reference)
+    if verdicts is not None and verdicts[1]:
+        table = tabulate(verdicts[1], headers=verdicts[0], tablefmt="html", disable_numparse=True)
+        body.append(f'<h2 id=verdicts>{html.escape(verdicts_title)}</h2><div class="verdicts">{table}</div>')
     body.append(summary_html(summary))
     body += [f"<p class=note>{html.escape(line)}</p>" for line in factor_lines(machine_energy) + list(notes)]
     if not_measured:

@@ -236,6 +236,7 @@ def test_cli_survives_any_saved_runs(tmp_path_factory, capsys, data):
         if code != 2:
             check_format(fmt, out)
         run_cli(capsys, ["report", *base, "1", "--format", fmt])
+        run_cli(capsys, ["report", *base, "1", "2", "--format", fmt])  # pooled, or refused: never a traceback
     run_cli(capsys, ["compare", *base, "1", "2", "--format", "json", *extra])
 
 
