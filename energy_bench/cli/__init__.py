@@ -2,7 +2,9 @@
 
 Exit codes: 0 fine, 1 a regression under ``--fail`` (or a failed fetch, or a failed head run of ``ab``), 2 bad
 arguments, runs that cannot be compared, or a journal that cannot be recovered (argparse's convention), 130 ``ab``
-interrupted.
+or ``bisect`` interrupted. ``bisect``: 0 the first bad commit was found, 1 it was not (BAD passes the gate, or
+skipped commits leave a range), 2 bad arguments (an unknown commit, GOOD not an ancestor of BAD, a bad ``--fail``)
+or a GOOD that cannot be measured.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from energy_bench.cli import ab, compare, doctor, history, merge, publish, recover, report, run, weights
+from energy_bench.cli import ab, bisect, compare, doctor, history, merge, publish, recover, report, run, weights
 
 #: sub-command modules, in ``--help`` order: each has ``add_parser(commands)``, which sets ``handler(args) -> int``
-COMMANDS = (compare, report, ab, merge, recover, run, weights, history, publish, doctor)
+COMMANDS = (compare, report, ab, bisect, merge, recover, run, weights, history, publish, doctor)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -31,7 +33,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = None
-    if argv[:1] == ["ab"] and "--" in argv:  # energy-bench ab BASE [HEAD] -- <pytest args>
+    # energy-bench ab BASE [HEAD] -- <pytest args>, energy-bench bisect GOOD BAD -- <pytest args>
+    if argv[:1] in (["ab"], ["bisect"]) and "--" in argv:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = make_parser().parse_args(argv)

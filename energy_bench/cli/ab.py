@@ -45,7 +45,14 @@ EPILOG = """examples:
 
 
 class AbError(EnergyBenchError):
-    """The job cannot run (not a git repository, an unknown commit, a tree whose collection fails): exit 2."""
+    """The job cannot run (not a git repository, an unknown commit, a tree whose collection fails): exit 2.
+
+    ``side``: the tree at fault ("base" or "head") when it is one tree's, e.g. its collection failed.
+    """
+
+    def __init__(self, message: str, side: str | None = None) -> None:
+        super().__init__(message)
+        self.side = side
 
 
 def positive_int(text: str) -> int:
@@ -218,7 +225,8 @@ def collect(job: Job, tree: Tree, pytest_args: Sequence[str]) -> list[str]:
     done = run_pytest(job, tree, ["--collect-only", "-q", *pytest_args], **{ab_select.COLLECT: str(out)})
     if done.returncode not in (0, 5) or not out.is_file():  # 5: nothing collected
         raise AbError(
-            f"collecting the benchmarks in {tree.label} failed (pytest exit {done.returncode}):\n{tail(done)}"
+            f"collecting the benchmarks in {tree.label} failed (pytest exit {done.returncode}):\n{tail(done)}",
+            side=tree.side,
         )
     return json.loads(out.read_text(encoding="utf-8"))
 
@@ -278,36 +286,67 @@ def run_ab(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def compare_trees(args: argparse.Namespace, job: Job) -> int:
-    pytest_args = list(args.pytest_args)
-    selection = ab.select(collect(job, job.trees["base"], pytest_args), collect(job, job.trees["head"], pytest_args))
+@dataclass
+class Measured:
+    """One A/B job's outcome: the report (None when no head run gave a result because head runs failed)."""
+
+    report: formats.CompareReport | None
+    outcomes: Outcomes
+    base: list
+    head: list
+
+
+def measure(
+    job: Job,
+    pytest_args: Sequence[str],
+    *,
+    repeat: int = 2,
+    fail: tuple | None = None,
+    alpha: float = ALPHA,
+    force: bool = False,
+) -> Measured:
+    """Collect both trees, run the plan, pool each side and gate head against base (``fail``, else the default
+    thresholds, reported but not gating). Raises :class:`AbError` when the trees cannot be compared."""
+    pytest_args = list(pytest_args)
+    base_ids = collect(job, job.trees["base"], pytest_args)
+    selection = ab.select(base_ids, collect(job, job.trees["head"], pytest_args))
     if not selection.common:
-        raise AbError("no benchmark selected in both trees" + _only_lines(selection, ", "))
-    order = ab.run_order(args.repeat)
+        side = "head" if base_ids else None
+        raise AbError("no benchmark selected in both trees" + _only_lines(selection, ", "), side=side)
+    order = ab.run_order(repeat)
     print(
-        f"energy-bench ab: {len(selection.common)} benchmark(s) x {2 * args.repeat} runs, order {order} per benchmark",
+        f"energy-bench ab: {len(selection.common)} benchmark(s) x {2 * repeat} runs, order {order} per benchmark",
         file=sys.stderr,
     )
-    outcomes = run_all(job, ab.schedule(selection.common, args.repeat), pytest_args, args.repeat)
+    outcomes = run_all(job, ab.schedule(selection.common, repeat), pytest_args, repeat)
     base = ab.side_runs(outcomes.results["base"], "base")
     head = ab.side_runs(outcomes.results["head"], "head")
     if not base or not head:
         missing = "either side" if not (base or head) else ("head" if base else "base")
         if outcomes.head_failures:  # the head's tests fail: a failure of the change, not of the job
             print(f"energy-bench ab: no benchmark gave a result on {missing}; head runs failed", file=sys.stderr)
-            return 1
-        raise AbError(f"no benchmark gave a result on {missing}: " + "; ".join(outcomes.problems))
+            return Measured(None, outcomes, base, head)
+        side = "head" if base else "base"
+        raise AbError(f"no benchmark gave a result on {missing}: " + "; ".join(outcomes.problems), side=side)
     problems = ab.ab_problems(base, head)
-    if problems and not args.force:
+    if problems and not force:
         raise AbError(f"refusing to compare: {'; '.join(problems)} (use --force to compare anyway)")
     notes = [f"run order per benchmark: {order} (A = base, B = head)"]
     notes += [f"only in {side}, not compared: {name}" for side, names in _only(selection) for name in names]
     notes += outcomes.problems + [f"forced despite: {p}" for p in problems]
-    thresholds = args.fail or parse_thresholds(DEFAULT_THRESHOLDS)
+    thresholds = fail or parse_thresholds(DEFAULT_THRESHOLDS)
     labels = (job.trees["base"].label, job.trees["head"].label)
-    report = ab.ab_report(base, head, labels, thresholds, gating=bool(args.fail), alpha=args.alpha, notes=notes)
+    report = ab.ab_report(base, head, labels, thresholds, gating=bool(fail), alpha=alpha, notes=notes)
+    return Measured(report, outcomes, base, head)
+
+
+def compare_trees(args: argparse.Namespace, job: Job) -> int:
+    measured = measure(job, args.pytest_args, repeat=args.repeat, fail=args.fail, alpha=args.alpha, force=args.force)
+    report, outcomes = measured.report, measured.outcomes
+    if report is None:
+        return 1
     if args.save:
-        save(Path(args.save), job, base, head, outcomes)
+        save(Path(args.save), job, measured.base, measured.head, outcomes)
     if args.save_history is not None:
         save_history(args.save_history, job)
     print(formats.render_compare(report, args.format), end="")
