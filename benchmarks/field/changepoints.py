@@ -134,10 +134,14 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--commits", type=int, default=40)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="the CPU to run on")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "data" / "field-changepoints.json")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.commits < 8:
         parser.error("--trials must be >= 1 and --commits >= 8")
+    # One CPU for every session: on a 2-vCPU VM, sessions the scheduler places on different vCPUs differ by about
+    # twice as much as sessions on one (the run-to-run noise the detector has to see through)
+    os.sched_setaffinity(0, {args.cpu})
     sys.dont_write_bytecode = True  # a rewritten test module of the same size in the same second: no stale .pyc
     rng = random.Random(args.seed)
     n = loop_size()
@@ -170,6 +174,7 @@ def main(argv=None) -> int:
     report = {
         "cpu": describe_cpu(cpu) if (cpu := read_cpu()) is not None else None,
         "cores": os.cpu_count(),
+        "pinned_cpu": args.cpu,
         "python": platform.python_version(),
         "commit": git(REPO, "rev-parse", "--short", "HEAD"),
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
