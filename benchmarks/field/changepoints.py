@@ -8,11 +8,11 @@ Scenarios: a step of +10 % at a random commit (judged at the default effect size
 half of it, 2.5 %), and no step at all (judged at both). A step is found when a regression is reported whose first
 commit after is the planted one; every other change point counts as false.
 
-Sessions run in this process, one after another (a subprocess per session would triple the time), so run it on an
-otherwise idle machine; the meter is whatever ``--energy-meter=auto`` picks here (on a VM: the CPU-time estimate).
+Sessions run one after another, each in a new process pinned to one CPU, so run it on an otherwise idle
+machine; the meter is whatever ``--energy-meter=auto`` picks here (on a VM: the CPU-time estimate).
 
     python benchmarks/field/changepoints.py                        # 10 trials x 40 commits per scenario
-    python benchmarks/field/changepoints.py --trials 1 --commits 8 # a quick look that everything works
+    python benchmarks/field/changepoints.py --trials 1,1,1 --commits 8   # a quick look that everything works
 
 It writes ``--out`` (default ``docs/data/field-changepoints.json``), which ``docs/changes.md`` renders.
 """
@@ -28,13 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import chdir, redirect_stderr, redirect_stdout
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
+import numpy as np
 
-from energy_bench.history.changepoints import ALPHA, MIN_CHANGE, detect
+from energy_bench.history.changepoints import ALPHA, MIN_CHANGE, detect, noise
 from energy_bench.history.series import build_series
 from energy_bench.meters.cpu_features import describe_cpu, read_cpu
 from energy_bench.runs.store import open_store
@@ -85,10 +84,11 @@ def git(repo: Path, *args: str, when: datetime | None = None) -> str:
 
 
 def run_session(repo: Path) -> int:
-    """One pytest session in this process, saved; the test module is imported afresh for each."""
-    sys.modules.pop("test_loop", None)
-    with chdir(repo), open(repo.parent / "sessions.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
-        return int(pytest.main(["-q", "-p", "no:cacheprovider", "--benchmark-autosave", "test_loop.py"]))
+    """One pytest session, saved, in a process of its own (as CI runs them: sessions in one process share its
+    memory layout and drift together, which made their run-to-run noise larger, not smaller)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-autosave", "test_loop.py"]
+    with open(repo.parent / "sessions.log", "a") as log:
+        return subprocess.run(command, cwd=repo, stdout=log, stderr=subprocess.STDOUT, timeout=600).returncode
 
 
 def trial(root: Path, n: int, commits: int, step: float, planted: int | None) -> tuple[list[str], list]:
@@ -131,14 +131,20 @@ def score(series, hashes: list[str], planted: int | None, min_change: float) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument(
+        "--trials", default="10,10,10", help="trials of the +10 %%, +5 %% and no-step scenarios (default 10,10,10)"
+    )
     parser.add_argument("--commits", type=int, default=40)
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="the CPU to run on")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "data" / "field-changepoints.json")
     args = parser.parse_args(argv)
-    if args.trials < 1 or args.commits < 8:
-        parser.error("--trials must be >= 1 and --commits >= 8")
+    try:
+        trials = [int(t) for t in args.trials.split(",")]
+    except ValueError:
+        trials = []
+    if len(trials) != len(SCENARIOS) or min(trials) < 0 or args.commits < 8:
+        parser.error(f"--trials takes {len(SCENARIOS)} whole numbers >= 0 (e.g. 10,10,10); --commits must be >= 8")
     # One CPU for every session: on a 2-vCPU VM, sessions the scheduler places on different vCPUs differ by about
     # twice as much as sessions on one (the run-to-run noise the detector has to see through)
     os.sched_setaffinity(0, {args.cpu})
@@ -147,8 +153,8 @@ def main(argv=None) -> int:
     n = loop_size()
     began = time.monotonic()
     results = []
-    for name, step, effects in SCENARIOS:
-        for t in range(args.trials):
+    for (name, step, effects), count in zip(SCENARIOS, trials):
+        for t in range(count):
             planted = rng.randrange(args.commits // 4, 3 * args.commits // 4) if step else None
             with tempfile.TemporaryDirectory() as tmp:
                 hashes, series = trial(Path(tmp), n, args.commits, step, planted)
@@ -168,7 +174,10 @@ def main(argv=None) -> int:
             )
             print(
                 f"{name}, trial {t + 1}: "
-                + "; ".join(f"at {s['min_change']:.1%}: found={s['found']} false={s['false']}" for s in scores),
+                + "; ".join(f"at {s['min_change']:.1%}: found={s['found']} false={s['false']}" for s in scores)
+                + f" (planted at {planted}, noise {noise(np.array(values)) / np.mean(values):.1%}; changes "
+                + ", ".join(f"{c['after_commit'][:7]} {c['change']:+.1%}" for c in scores[0]["changes"])
+                + ")",
                 flush=True,
             )
     report = {
@@ -180,7 +189,7 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
         "loop_iterations": n,
         "commits": args.commits,
-        "trials": args.trials,
+        "trials": dict(zip((name for name, _, _ in SCENARIOS), trials)),
         "alpha": ALPHA,
         "minutes": round((time.monotonic() - began) / 60, 1),
         "results": results,
