@@ -350,7 +350,8 @@ def render_changepoints_field() -> str:
     head = (
         f"Measured on {cpu.get('model_name', '?')} ({cpu.get('architecture', '?')}, {data['cores']} vCPUs), Python "
         f"{data['python']}, commit {data['commit']}, {data['date'][:10]}; meter {', '.join(meters)}; "
-        f"{data['trials']} trials of {runs} commits per scenario, a ~20 ms loop, alpha {data['alpha']:g}, "
+        f"{runs} commits per trial, one pytest session per commit pinned to one CPU, a ~20 ms loop, alpha "
+        f"{data['alpha']:g}, "
         f"{data['minutes']:.0f} min in all."
     )
     headers = ["scenario", "min change", "found at the planted commit", "false change points", "per 100 runs"]
