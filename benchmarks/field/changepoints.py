@@ -145,8 +145,8 @@ def main(argv=None) -> int:
         trials = []
     if len(trials) != len(SCENARIOS) or min(trials) < 0 or args.commits < 8:
         parser.error(f"--trials takes {len(SCENARIOS)} whole numbers >= 0 (e.g. 10,10,10); --commits must be >= 8")
-    # One CPU for every session: on a 2-vCPU VM, sessions the scheduler places on different vCPUs differ by about
-    # twice as much as sessions on one (the run-to-run noise the detector has to see through)
+    # One CPU for every session: in a short check on a 2-vCPU VM, pinned sessions spread about half as much as
+    # sessions the scheduler placed freely (the run-to-run noise the detector has to see through)
     os.sched_setaffinity(0, {args.cpu})
     sys.dont_write_bytecode = True  # a rewritten test module of the same size in the same second: no stale .pyc
     rng = random.Random(args.seed)
