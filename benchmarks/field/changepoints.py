@@ -38,6 +38,9 @@ from energy_bench.history.series import build_series
 from energy_bench.meters.cpu_features import describe_cpu, read_cpu
 from energy_bench.runs.store import open_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_field import loop_size  # the field benchmarks' loop, sized the same way
+
 REPO = Path(__file__).resolve().parents[2]
 LOOP_SECONDS = 0.020
 #: (name, relative step, the effect sizes it is judged at)
@@ -57,21 +60,6 @@ def test_loop(energy):
     energy(loop)
 """
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def loop_size() -> int:
-    """Iterations that take about LOOP_SECONDS here (best of five timings)."""
-    n = 200_000
-    best = min(_time_loop(n) for _ in range(5))
-    return max(1000, round(n * LOOP_SECONDS / best))
-
-
-def _time_loop(n: int) -> float:
-    start = time.perf_counter()
-    total = 0
-    for i in range(n):
-        total += i * i
-    return time.perf_counter() - start
 
 
 def git(repo: Path, *args: str, when: datetime | None = None) -> str:
@@ -150,7 +138,7 @@ def main(argv=None) -> int:
     os.sched_setaffinity(0, {args.cpu})
     sys.dont_write_bytecode = True  # a rewritten test module of the same size in the same second: no stale .pyc
     rng = random.Random(args.seed)
-    n = loop_size()
+    n = loop_size(LOOP_SECONDS)
     began = time.monotonic()
     results = []
     for (name, step, effects), count in zip(SCENARIOS, trials):

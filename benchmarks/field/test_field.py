@@ -69,11 +69,11 @@ def test_loop(energy):
 """
 
 
-def loop_size() -> int:
-    """Iterations of ``i * i`` summing that take about LOOP_SECONDS here (best of five timings)."""
+def loop_size(seconds: float = LOOP_SECONDS) -> int:
+    """Iterations of ``i * i`` summing that take about ``seconds`` here (best of five timings)."""
     n = 200_000
     best = min(_time_loop(n) for _ in range(5))
-    return max(1000, round(n * LOOP_SECONDS / best))
+    return max(1000, round(n * seconds / best))
 
 
 def _time_loop(n: int) -> float:
