@@ -39,26 +39,16 @@ from energy_bench.meters.cpu_features import describe_cpu, read_cpu
 from energy_bench.runs.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_field import loop_size  # the field benchmarks' loop, sized the same way
+# the field benchmarks' loop module, sized the same way
+from test_field import LOOP_TEST as FIELD_LOOP_TEST
+from test_field import loop_size
 
 REPO = Path(__file__).resolve().parents[2]
 LOOP_SECONDS = 0.020
 #: (name, relative step, the effect sizes it is judged at)
 SCENARIOS = (("+10 % step", 0.10, (MIN_CHANGE,)), ("+5 % step", 0.05, (0.025,)), ("no step", 0.0, (MIN_CHANGE, 0.025)))
-LOOP_TEST = """# commit {commit}
-N = {n}
-
-
-def loop():
-    total = 0
-    for i in range(N):
-        total += i * i
-    return total
-
-
-def test_loop(energy):
-    energy(loop)
-"""
+#: the field benchmarks' loop; the comment makes every commit change the file, as a real commit would
+LOOP_TEST = "# commit {commit}\n" + FIELD_LOOP_TEST
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
