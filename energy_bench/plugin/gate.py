@@ -20,6 +20,7 @@ import pytest
 
 from energy_bench.plugin import options
 from energy_bench.plugin.session import get_session, session_speed
+from energy_bench.runs import drift
 from energy_bench.runs.parse import BenchRecord, RunLoadError, SavedRun, load_run_file, record_from
 from energy_bench.runs.pool import pool_label
 from energy_bench.runs.store import HistorySpec, StoreError, parse_history_spec
@@ -217,8 +218,6 @@ def _current_machine_energy(config: pytest.Config) -> dict[str, Any] | None:
 
 def drift_notes(config: pytest.Config, gate: Gate, comparisons: list) -> list[str]:
     """Where the sessions' speeds or the baseline runs' spread keep the gate from telling a threshold-size change."""
-    from energy_bench.runs import drift
-
     energy_session = get_session(config)
     current = {drift.SPEED_KEY: session_speed(energy_session)} if energy_session.meter is not None else None
     speed_note = drift.speed_drift_note(
