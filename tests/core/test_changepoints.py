@@ -152,6 +152,25 @@ def test_identical_values_and_runs_of_one_commit():
     assert [c.index for c in detect(series)] == [6]
 
 
+def test_an_outlying_session_beside_the_step_does_not_move_it():
+    # three runs per commit, a +10 % step at commit 7, and one run of commit 6 a fifth slow: least squares would
+    # rather start the new level at commit 6 (its three runs cost less there than the one outlier costs before)
+    rng = np.random.default_rng(5)
+    values, commits = [], []
+    for c in range(14):
+        for r in range(3):
+            slow = 1.2 if (c, r) == (6, 1) else 1.0
+            values.append((1.1 if c >= 7 else 1.0) * slow * (1 + 0.002 * rng.standard_normal()))
+            commits.append(f"{c:040x}")
+    runs = [saved_run(i, v, commit=commit) for i, (v, commit) in enumerate(zip(values, commits))]
+    (series,) = build_series(runs, "joules")
+    allowed = commit_boundaries(series)
+    assert [snap(b, allowed) for b in changepoints.search(np.array(values))] == [18]  # commit 6: off by one
+    (change,) = detect(series)
+    assert change.index == 21 and change.after_commit == f"{7:040x}" and change.before_commit == f"{6:040x}"
+    assert change.direction == "regression" and change.change == pytest.approx(0.1, abs=0.02)
+
+
 def test_the_interval_is_fieller_s_and_covers():
     # coverage of the ratio of two normal means at 95 %: the interval holds the true ratio about 95 % of the time
     rng = np.random.default_rng(11)
