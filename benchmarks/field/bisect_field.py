@@ -60,7 +60,9 @@ def trial(number: int, args: argparse.Namespace, n: int, rng: random.Random) -> 
         repo = Path(tmp) / "repo"
         good, shas = history(repo, n, args.commits, planted, args.heavier)
         command = [sys.executable, "-m", "energy_bench.cli", "bisect", good, "HEAD", "--fail", args.fail]
-        command += ["--repeat", str(args.repeat), "--", "-p", "no:cacheprovider", "test_loop.py"]
+        command += ["--repeat", str(args.repeat)]
+        command += ["--max-repeat", str(args.max_repeat)] if args.max_repeat is not None else []
+        command += ["--", "-p", "no:cacheprovider", "test_loop.py"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         started = time.perf_counter()
         done = subprocess.run(
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=4, help="runs per side and step (default 4: five right verdicts in a row)"
     )
+    parser.add_argument(
+        "--max-repeat", type=int, default=None, help="bisect's --max-repeat (default: bisect's own, 4 x --repeat)"
+    )
     parser.add_argument("--floor", type=float, default=0.9, help="least share of hits (default 0.9: 9 of 10)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the planted commits (default: random)")
     parser.add_argument("--verbose", action="store_true", help="print every bisection's steps, not only misses")
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     n = loop_size()
     print(
         f"bisect field check: {args.trials} trial(s), {args.commits} commits, loop of {n} iterations "
-        f"x{args.heavier} planted at random (seed {seed}), --fail {args.fail}, --repeat {args.repeat}",
+        f"x{args.heavier} planted at random (seed {seed}), --fail {args.fail}, --repeat {args.repeat}"
+        + (f", --max-repeat {args.max_repeat}" if args.max_repeat is not None else ""),
         flush=True,
     )
     rows = []

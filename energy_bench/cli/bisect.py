@@ -6,6 +6,11 @@ measured alternately, the candidate gated against GOOD with ``--fail`` (default 
 candidate bad, none good; a candidate whose benchmarks cannot be measured (a head run fails, its collection fails,
 no result) is skipped, like ``git bisect skip``. The search itself is :func:`energy_bench.runs.bisect.bisect`.
 
+A step whose change lies beyond a threshold but is not significant says neither good nor bad: on a noisy runner
+that is the verdict that sends a bisection the wrong way. Such a step is measured again in a new job with twice the
+runs per side, up to ``--max-repeat``, and the last job decides (each job is a test of its own, so no run is judged
+twice).
+
 Exit codes: 0 the first bad commit was found, 1 it was not (BAD passes the gate, or skips leave a range),
 2 bad arguments (an unknown commit, GOOD not an ancestor of BAD, a bad ``--fail``) or GOOD that cannot be measured,
 130 interrupted.
@@ -17,7 +22,7 @@ import argparse
 import math
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from energy_bench.cli import ab as ab_cli
@@ -59,6 +64,13 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--repeat", type=positive_int, default=2, help="runs per side and benchmark in each step (default 2: ABBA)"
+    )
+    parser.add_argument(
+        "--max-repeat",
+        type=positive_int,
+        default=None,
+        help="a step beyond a threshold but not significant is measured again with twice the runs, up to this "
+        "many per side (default 4 x --repeat; equal to --repeat: never again)",
     )
     parser.add_argument("--alpha", type=parse_alpha, default=ALPHA, help=f"significance level (default {ALPHA})")
     parser.add_argument("--force", action="store_true", help="compare even different meters, sources or devices")
@@ -102,6 +114,8 @@ class Judged:
     verdict: str
     detail: str
     regressions: list[str]
+    #: changes beyond their threshold that the test did not confirm: "good" on this evidence is not a verdict
+    unconfirmed: list[str] = field(default_factory=list)
 
 
 def joules_change(comparisons: list[BenchmarkComparison]) -> str:
@@ -117,12 +131,40 @@ def joules_change(comparisons: list[BenchmarkComparison]) -> str:
     return f"joules {percent:+.1f}%" + (f" ({printable(name)})" if len(changes) > 1 else "")
 
 
+def unconfirmed(comparisons: list[BenchmarkComparison]) -> list[str]:
+    """Gated metrics whose change is beyond the threshold on the worse side, without a regression: the runs were too
+    few or too noisy to tell."""
+    found = []
+    for comparison in comparisons:
+        for metric in comparison.metrics.values():
+            threshold = metric.threshold
+            if threshold is None or metric.regression:
+                continue
+            worse = float(threshold.worse_by(metric.baseline, metric.current))
+            if math.isfinite(worse) and worse > threshold.amount:
+                found.append(f"{printable(comparison.fullname)}: {metric.metric} beyond {threshold}, not significant")
+    return found
+
+
 def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
-    """One ``energy-bench ab`` job: ``commit`` against GOOD, gated by ``--fail``."""
+    """``commit`` against GOOD, gated by ``--fail``: one ``energy-bench ab`` job, and again with twice the runs while
+    a change is beyond its threshold but not significant, up to ``--max-repeat`` runs per side."""
+    repeat = args.repeat
+    limit = args.max_repeat if args.max_repeat is not None else 4 * args.repeat
+    while True:
+        judged = judge_once(args, good, commit, repeat)
+        if judged.verdict != "good" or not judged.unconfirmed or repeat >= limit:
+            return judged
+        repeat = min(2 * repeat, limit)
+        print(f"    {commit}: {judged.detail}, {judged.unconfirmed[0]}; again with --repeat {repeat}", flush=True)
+
+
+def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: int) -> Judged:
+    """One ``energy-bench ab`` job: ``commit`` against GOOD, ``repeat`` runs per side."""
     job = ab_cli.open_job(good.sha, commit.sha)
     try:
         measured = ab_cli.measure(
-            job, args.pytest_args, repeat=args.repeat, fail=args.fail, alpha=args.alpha, force=args.force
+            job, args.pytest_args, repeat=repeat, fail=args.fail, alpha=args.alpha, force=args.force
         )
     except AbError as exc:
         if exc.side != "head":
@@ -135,7 +177,8 @@ def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
         return Judged("skip", f"{failed} benchmark run(s) failed", [])
     comparisons = measured.report.comparisons[0]
     regressions = measured.report.regressions
-    return Judged("bad" if regressions else "good", joules_change(comparisons), regressions)
+    verdict = "bad" if regressions else "good"
+    return Judged(verdict, joules_change(comparisons), regressions, [] if regressions else unconfirmed(comparisons))
 
 
 def run_bisect(args: argparse.Namespace) -> int:
@@ -183,7 +226,7 @@ def conclude(repo: Path, result: search.BisectResult, details: dict[str, Judged]
     if result.no_regression:
         print(
             f"no commit fails the gate: BAD {result.commits[-1]} passes against GOOD (if BAD is known to be worse, "
-            "measure more runs per step: --repeat 4)"
+            "measure more runs per step: a larger --repeat or --max-repeat)"
         )
         return 1
     culprit = result.culprit

@@ -144,6 +144,21 @@ def test_a_bad_that_passes_exits_1(repo, capsys):
 
 
 @needs_git
+def test_a_change_beyond_the_gate_but_not_significant_is_measured_again(repo, capsys):
+    commit(repo, "three times the work", units=30)
+    # at alpha 1e-15 no 2 + 2 or 4 + 4 runs are significant: the step is unconfirmed, measured again, then judged
+    args = ["--fail", "joules:10%", "--repeat", "2", "--max-repeat", "4", "--alpha", "1e-15"]
+    code = main(["bisect", "HEAD~1", "HEAD", *args, "--", *FAST])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    again = [line for line in out.splitlines() if "again with --repeat" in line]
+    assert len(again) == 1 and "joules beyond joules:10%, not significant; again with --repeat 4" in again[0]
+    assert err.count("x 4 runs, order ABBA") == 1 and err.count("x 8 runs, order ABBABAAB") == 1
+    assert "three times the work: good (joules +" in out  # the last job decides
+    assert len(worktrees(repo)) == 1
+
+
+@needs_git
 @pytest.mark.parametrize(
     "args, message",
     [
