@@ -324,9 +324,16 @@ def render_store_scale() -> str:
     return head + "\n\n" + _table(headers, rows)
 
 
+#: the change-point field check's runs: one session per commit, and several per commit (in passes)
+CHANGEPOINT_RUNS = ("field-changepoints.json", "field-changepoints-3.json")
+
+
 def render_changepoints_field() -> str:
     """benchmarks/field/changepoints.py's figures: planted steps found at their commit, false change points."""
-    data = _load("field-changepoints.json")
+    return "\n\n".join(_changepoints_table(_load(name)) for name in CHANGEPOINT_RUNS if (DATA / name).exists())
+
+
+def _changepoints_table(data: dict) -> str:
     cells: dict[tuple[str, float], dict[str, int]] = {}
     for result in data["results"]:
         for score in result["scores"]:
@@ -334,7 +341,8 @@ def render_changepoints_field() -> str:
             cell["trials"] += 1
             cell["found"] += score["found"]
             cell["false"] += score["false"]
-    runs = data["commits"]
+    per_commit = data.get("runs_per_commit", 1)
+    runs = data["commits"] * per_commit
     rows = [
         [
             scenario,
@@ -347,11 +355,12 @@ def render_changepoints_field() -> str:
     ]
     cpu = data["cpu"] or {}
     meters = sorted({f"{r['meter']} ({r['source']} joules)" for r in data["results"]})
+    sessions = "one pytest session" if per_commit == 1 else f"{per_commit} pytest sessions (one per pass)"
     head = (
-        f"Measured on {cpu.get('model_name', '?')} ({cpu.get('architecture', '?')}, {data['cores']} vCPUs), Python "
-        f"{data['python']}, commit {data['commit']}, {data['date'][:10]}; meter {', '.join(meters)}; "
-        f"{runs} commits per trial, one pytest session per commit pinned to one CPU, a ~20 ms loop, alpha "
-        f"{data['alpha']:g}, "
+        f"**{per_commit} run(s) per commit.** Measured on {cpu.get('model_name', '?')} "
+        f"({cpu.get('architecture', '?')}, {data['cores']} vCPUs), Python {data['python']}, "
+        f"commit {data['commit']}, {data['date'][:10]}; meter {', '.join(meters)}; {data['commits']} commits per "
+        f"trial, {sessions} per commit pinned to one CPU, a ~20 ms loop, alpha {data['alpha']:g}, "
         f"{data['minutes']:.0f} min in all."
     )
     headers = ["scenario", "min change", "found at the planted commit", "false change points", "per 100 runs"]

@@ -1,9 +1,11 @@
 """Field check of the change-point detector on real runs: does ``energy-bench history`` find a planted step at the
 right commit, and how often does it find one where nothing changed?
 
-Each trial builds a throwaway git history of ``--commits`` commits of a ~20 ms pure-Python loop and runs one real
-pytest session per commit (``--benchmark-autosave``: the run goes into the history store as any saved run does),
-then reads the store and runs :func:`energy_bench.history.changepoints.detect` on the joules-per-call series.
+Each trial builds a throwaway git history of ``--commits`` commits of a ~20 ms pure-Python loop and runs real pytest
+sessions on it (``--benchmark-autosave``: each run goes into the history store as any saved run does), then reads
+the store and runs :func:`energy_bench.history.changepoints.detect` on the joules-per-call series. With
+``--runs-per-commit K`` every commit is measured K times, in K passes over the whole history (as asv's
+``--interleave-rounds`` spreads its rounds), so a commit's runs see different minutes of the machine.
 Scenarios: a step of +10 % at a random commit (judged at the default effect size, 5 %), a step of +5 % (judged at
 half of it, 2.5 %), and no step at all (judged at both). A step is found when a regression is reported whose first
 commit after is the planted one; every other change point counts as false.
@@ -12,6 +14,7 @@ Sessions run one after another, each in a new process pinned to one CPU, so run 
 machine; the meter is whatever ``--energy-meter=auto`` picks here (on a VM: the CPU-time estimate).
 
     python benchmarks/field/changepoints.py                        # 10 trials x 40 commits per scenario
+    python benchmarks/field/changepoints.py --runs-per-commit 3 --out docs/data/field-changepoints-3.json
     python benchmarks/field/changepoints.py --trials 1,1,1 --commits 8   # a quick look that everything works
 
 It writes ``--out`` (default ``docs/data/field-changepoints.json``), which ``docs/changes.md`` renders.
@@ -64,13 +67,15 @@ def git(repo: Path, *args: str, when: datetime | None = None) -> str:
 def run_session(repo: Path) -> int:
     """One pytest session, saved, in a process of its own (as CI runs them: sessions in one process share its
     memory layout and drift together, which made their run-to-run noise larger, not smaller)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-autosave", "test_loop.py"]
+    # hypothesis' plugin only costs start-up time here: the loop module has no property tests
+    quiet = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    command = [sys.executable, "-m", "pytest", "-q", *quiet, "--benchmark-autosave", "test_loop.py"]
     with open(repo.parent / "sessions.log", "a") as log:
         return subprocess.run(command, cwd=repo, stdout=log, stderr=subprocess.STDOUT, timeout=600).returncode
 
 
-def trial(root: Path, n: int, commits: int, step: float, planted: int | None) -> tuple[list[str], list]:
-    """The history of one trial: the commits' hashes and the joules series the store holds."""
+def trial(root: Path, n: int, commits: int, step: float, planted: int | None, passes: int) -> tuple[list[str], list]:
+    """The history of one trial: the commits' hashes and the joules series the store holds (``passes`` runs each)."""
     repo = root / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -81,15 +86,18 @@ def trial(root: Path, n: int, commits: int, step: float, planted: int | None) ->
         git(repo, "add", "test_loop.py")
         git(repo, "commit", "-q", "-m", f"commit {c}", when=START + timedelta(minutes=c))
         hashes.append(git(repo, "rev-parse", "HEAD"))
-        if run_session(repo) != 0:
-            raise SystemExit(f"the session at commit {c} failed")
+    for p in range(passes):
+        for c, commit in enumerate(hashes):
+            git(repo, "checkout", "-q", commit)
+            if run_session(repo) != 0:
+                raise SystemExit(f"the session at commit {c} (pass {p + 1}) failed")
     store = open_store(None, str(repo / ".benchmarks"))
     try:
-        series = build_series(store.runs(), "joules")
+        series = build_series(store.runs(), "joules")  # in commit order: the store orders runs by commit time
     finally:
         store.close()
-    if len(series) != 1 or len(series[0].points) != commits:
-        raise SystemExit(f"expected one series of {commits} points, got {[len(s.points) for s in series]}")
+    if len(series) != 1 or len(series[0].points) != commits * passes:
+        raise SystemExit(f"expected one series of {commits * passes} points, got {[len(s.points) for s in series]}")
     return hashes, series[0]
 
 
@@ -113,6 +121,7 @@ def main(argv=None) -> int:
         "--trials", default="10,10,10", help="trials of the +10 %%, +5 %% and no-step scenarios (default 10,10,10)"
     )
     parser.add_argument("--commits", type=int, default=40)
+    parser.add_argument("--runs-per-commit", type=int, default=1, help="sessions per commit, one per pass (default 1)")
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="the CPU to run on")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "data" / "field-changepoints.json")
@@ -121,8 +130,11 @@ def main(argv=None) -> int:
         trials = [int(t) for t in args.trials.split(",")]
     except ValueError:
         trials = []
-    if len(trials) != len(SCENARIOS) or min(trials) < 0 or args.commits < 8:
-        parser.error(f"--trials takes {len(SCENARIOS)} whole numbers >= 0 (e.g. 10,10,10); --commits must be >= 8")
+    if len(trials) != len(SCENARIOS) or min(trials) < 0 or args.commits < 8 or args.runs_per_commit < 1:
+        parser.error(
+            f"--trials takes {len(SCENARIOS)} whole numbers >= 0 (e.g. 10,10,10); --commits must be >= 8 and "
+            "--runs-per-commit >= 1"
+        )
     # One CPU for every session: in a short check on a 2-vCPU VM, pinned sessions spread about half as much as
     # sessions the scheduler placed freely (the run-to-run noise the detector has to see through)
     os.sched_setaffinity(0, {args.cpu})
@@ -135,7 +147,7 @@ def main(argv=None) -> int:
         for t in range(count):
             planted = rng.randrange(args.commits // 4, 3 * args.commits // 4) if step else None
             with tempfile.TemporaryDirectory() as tmp:
-                hashes, series = trial(Path(tmp), n, args.commits, step, planted)
+                hashes, series = trial(Path(tmp), n, args.commits, step, planted, args.runs_per_commit)
             scores = [score(series, hashes, planted, effect) for effect in effects]
             values = [p.value for p in series.points]
             results.append(
@@ -167,6 +179,7 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
         "loop_iterations": n,
         "commits": args.commits,
+        "runs_per_commit": args.runs_per_commit,
         "trials": dict(zip((name for name, _, _ in SCENARIOS), trials)),
         "alpha": ALPHA,
         "minutes": round((time.monotonic() - began) / 60, 1),
