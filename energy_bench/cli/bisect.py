@@ -153,7 +153,10 @@ def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
     limit = args.max_repeat if args.max_repeat is not None else 4 * args.repeat
     while True:
         judged = judge_once(args, good, commit, repeat)
-        if judged.verdict != "good" or not judged.unconfirmed or repeat >= limit:
+        if judged.verdict != "good" or not judged.unconfirmed:
+            return judged
+        if repeat >= limit:
+            judged.detail += f"; beyond the gate but not significant with {repeat} runs per side"
             return judged
         repeat = min(2 * repeat, limit)
         print(f"    {commit}: {judged.detail}, {judged.unconfirmed[0]}; again with --repeat {repeat}", flush=True)
