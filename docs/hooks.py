@@ -361,10 +361,20 @@ def _changepoints_table(data: dict) -> str:
         f"({cpu.get('architecture', '?')}, {data['cores']} vCPUs), Python {data['python']}, "
         f"commit {data['commit']}, {data['date'][:10]}; meter {', '.join(meters)}; {data['commits']} commits per "
         f"trial, {sessions} per commit pinned to one CPU, a ~20 ms loop, alpha {data['alpha']:g}, "
-        f"{data['minutes']:.0f} min in all."
+        f"{data['minutes']:.0f} min in all; session noise {_noise_range(data['results'])} of the mean."
     )
     headers = ["scenario", "min change", "found at the planted commit", "false change points", "per 100 runs"]
     return head + "\n\n" + _table(headers, rows)
+
+
+def _noise_range(results: list[dict]) -> str:
+    """The lowest and highest noise of the trials' series, as the detector estimates it, relative to the mean."""
+    import numpy as np
+
+    from energy_bench.history.changepoints import noise
+
+    found = [noise(np.array(r["joules"])) / np.mean(r["joules"]) for r in results if len(r["joules"]) > 2]
+    return f"{min(found):.0%}-{max(found):.0%}" if found else "unknown"
 
 
 FIELD = {
