@@ -6,10 +6,10 @@ measured alternately, the candidate gated against GOOD with ``--fail`` (default 
 candidate bad, none good; a candidate whose benchmarks cannot be measured (a head run fails, its collection fails,
 no result) is skipped, like ``git bisect skip``. The search itself is :func:`energy_bench.runs.bisect.bisect`.
 
-A step whose change lies beyond a threshold but is not significant says neither good nor bad: on a noisy runner
-that is the verdict that sends a bisection the wrong way. Such a step is measured again in a new job with twice the
-runs per side, up to ``--max-repeat``, and the last job decides (each job is a test of its own, so no run is judged
-twice).
+A step whose change lies beyond a threshold but is not confirmed (not significant, or the head's mean within the
+range of GOOD's runs) says neither good nor bad: on a noisy runner that is the verdict that sends a bisection the
+wrong way. Such a step is measured again in a new job with twice the runs per side, up to ``--max-repeat``, and the
+last job decides (each job is a test of its own, so no run is judged twice).
 
 Exit codes: 0 the first bad commit was found, 1 it was not (BAD passes the gate, or skips leave a range),
 2 bad arguments (an unknown commit, GOOD not an ancestor of BAD, a bad ``--fail``) or GOOD that cannot be measured,
@@ -69,7 +69,7 @@ def add_parser(commands) -> None:
         "--max-repeat",
         type=positive_int,
         default=None,
-        help="a step beyond a threshold but not significant is measured again with twice the runs, up to this "
+        help="a step beyond a threshold but not confirmed is measured again with twice the runs, up to this "
         "many per side (default 4 x --repeat; equal to --repeat: never again)",
     )
     parser.add_argument("--alpha", type=parse_alpha, default=ALPHA, help=f"significance level (default {ALPHA})")
@@ -114,7 +114,7 @@ class Judged:
     verdict: str
     detail: str
     regressions: list[str]
-    #: changes beyond their threshold that the test did not confirm: "good" on this evidence is not a verdict
+    #: changes beyond their threshold that the gate did not confirm: "good" on this evidence is not a verdict
     unconfirmed: list[str] = field(default_factory=list)
 
 
@@ -131,9 +131,9 @@ def joules_change(comparisons: list[BenchmarkComparison]) -> str:
     return f"joules {percent:+.1f}%" + (f" ({printable(name)})" if len(changes) > 1 else "")
 
 
-def unconfirmed(comparisons: list[BenchmarkComparison]) -> list[str]:
-    """Gated metrics whose change is beyond the threshold on the worse side, without a regression: the runs were too
-    few or too noisy to tell."""
+def unconfirmed(comparisons: list[BenchmarkComparison], alpha: float) -> list[str]:
+    """Gated metrics whose change is beyond the threshold on the worse side, without a regression: the t test did
+    not pass, or the head's mean lay within the range of the base runs' means (the gate asks for both)."""
     found = []
     for comparison in comparisons:
         for metric in comparison.metrics.values():
@@ -142,13 +142,14 @@ def unconfirmed(comparisons: list[BenchmarkComparison]) -> list[str]:
                 continue
             worse = float(threshold.worse_by(metric.baseline, metric.current))
             if math.isfinite(worse) and worse > threshold.amount:
-                found.append(f"{printable(comparison.fullname)}: {metric.metric} beyond {threshold}, not significant")
+                why = "not significant" if metric.p_worse is None or metric.p_worse > alpha else "within base's range"
+                found.append(f"{printable(comparison.fullname)}: {metric.metric} beyond {threshold}, {why}")
     return found
 
 
 def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
     """``commit`` against GOOD, gated by ``--fail``: one ``energy-bench ab`` job, and again with twice the runs while
-    a change is beyond its threshold but not significant, up to ``--max-repeat`` runs per side."""
+    a change is beyond its threshold but not confirmed, up to ``--max-repeat`` runs per side."""
     repeat = args.repeat
     limit = args.max_repeat if args.max_repeat is not None else 4 * args.repeat
     while True:
@@ -156,7 +157,7 @@ def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
         if judged.verdict != "good" or not judged.unconfirmed:
             return judged
         if repeat >= limit:
-            judged.detail += f"; beyond the gate but not significant with {repeat} runs per side"
+            judged.detail += f"; beyond the gate but not confirmed with {repeat} runs per side"
             return judged
         repeat = min(2 * repeat, limit)
         print(f"    {commit}: {judged.detail}, {judged.unconfirmed[0]}; again with --repeat {repeat}", flush=True)
@@ -180,8 +181,9 @@ def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: i
         return Judged("skip", f"{failed} benchmark run(s) failed", [])
     comparisons = measured.report.comparisons[0]
     regressions = measured.report.regressions
-    verdict = "bad" if regressions else "good"
-    return Judged(verdict, joules_change(comparisons), regressions, [] if regressions else unconfirmed(comparisons))
+    if regressions:
+        return Judged("bad", joules_change(comparisons), regressions)
+    return Judged("good", joules_change(comparisons), [], unconfirmed(comparisons, args.alpha))
 
 
 def run_bisect(args: argparse.Namespace) -> int:

@@ -155,7 +155,7 @@ def test_a_change_beyond_the_gate_but_not_significant_is_measured_again(repo, ca
     assert len(again) == 1 and "joules beyond joules:10%, not significant; again with --repeat 4" in again[0]
     assert err.count("x 4 runs, order ABBA") == 1 and err.count("x 8 runs, order ABBABAAB") == 1
     # the last job decides, and its line says what it could not confirm
-    assert "three times the work: good (joules +" in out and "not significant with 4 runs per side)" in out
+    assert "three times the work: good (joules +" in out and "not confirmed with 4 runs per side)" in out
     assert len(worktrees(repo)) == 1
 
 
