@@ -70,8 +70,12 @@ def run_session(repo: Path) -> int:
     # hypothesis' plugin only costs start-up time here: the loop module has no property tests
     quiet = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
     command = [sys.executable, "-m", "pytest", "-q", *quiet, "--benchmark-autosave", "test_loop.py"]
+    # no bytecode cache: a checkout rewrites test_loop.py, often at the same size, and pytest's cache of the
+    # rewritten module is keyed by size and whole-second mtime
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with open(repo.parent / "sessions.log", "a") as log:
-        return subprocess.run(command, cwd=repo, stdout=log, stderr=subprocess.STDOUT, timeout=600).returncode
+        done = subprocess.run(command, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
+        return done.returncode
 
 
 def trial(root: Path, n: int, commits: int, step: float, planted: int | None, passes: int) -> tuple[list[str], list]:
@@ -138,7 +142,6 @@ def main(argv=None) -> int:
     # One CPU for every session: in a short check on a 2-vCPU VM, pinned sessions spread about half as much as
     # sessions the scheduler placed freely (the run-to-run noise the detector has to see through)
     os.sched_setaffinity(0, {args.cpu})
-    sys.dont_write_bytecode = True  # a rewritten test module of the same size in the same second: no stale .pyc
     rng = random.Random(args.seed)
     n = loop_size(LOOP_SECONDS)
     began = time.monotonic()
