@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,21 +269,30 @@ def raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_ab(args: argparse.Namespace) -> int:
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)  # cleanup on SIGTERM too (a cancelled CI job)
+def guarded(command: str, args: argparse.Namespace, work: Callable[[], int]) -> int:
+    """``work()`` with its worktrees removed on SIGTERM too (a cancelled CI job): an :class:`AbError` is a usage
+    error of ``command``, an interrupt exit 130."""
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
+        return work()
+    except AbError as exc:
+        args.subparser.error(str(exc))
+    except KeyboardInterrupt:
+        print(f"energy-bench {command}: interrupted; temporary worktrees removed", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_ab(args: argparse.Namespace) -> int:
+    def work() -> int:
         job = open_job(args.base, args.head)
         try:
             return compare_trees(args, job)
         finally:
             job.cleanup()
-    except AbError as exc:
-        args.subparser.error(str(exc))
-    except KeyboardInterrupt:
-        print("energy-bench ab: interrupted; temporary worktrees removed", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+    return guarded("ab", args, work)
 
 
 @dataclass

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from energy_bench.cli import ab as ab_cli
-from energy_bench.cli.ab import AbError, git, positive_int, raise_interrupt, resolve_commit
+from energy_bench.cli.ab import AbError, git, positive_int, resolve_commit
 from energy_bench.cli.compare import parse_alpha, parse_threshold_option
 from energy_bench.runs import bisect as search
 from energy_bench.runs.compare import ALPHA, BenchmarkComparison, parse_thresholds
@@ -187,16 +185,7 @@ def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: i
 
 
 def run_bisect(args: argparse.Namespace) -> int:
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)  # worktrees removed on SIGTERM too
-    try:
-        return bisect_commits(args)
-    except AbError as exc:
-        args.subparser.error(str(exc))
-    except KeyboardInterrupt:
-        print("energy-bench bisect: interrupted; temporary worktrees removed", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return ab_cli.guarded("bisect", args, lambda: bisect_commits(args))
 
 
 def bisect_commits(args: argparse.Namespace) -> int:
