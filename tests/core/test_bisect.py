@@ -146,8 +146,9 @@ def test_a_bad_that_passes_exits_1(repo, capsys):
 @needs_git
 def test_a_change_beyond_the_gate_but_not_significant_is_measured_again(repo, capsys):
     commit(repo, "three times the work", units=30)
-    # at alpha 1e-15 no 2 + 2 or 4 + 4 runs are significant: the step is unconfirmed, measured again, then judged
-    args = ["--fail", "joules:10%", "--repeat", "2", "--max-repeat", "4", "--alpha", "1e-15"]
+    # at alpha 1e-100 no 2 + 2 or 4 + 4 runs are significant (t would need to pass ~1e16): the step is unconfirmed,
+    # measured again, then judged
+    args = ["--fail", "joules:10%", "--repeat", "2", "--max-repeat", "4", "--alpha", "1e-100"]
     code = main(["bisect", "HEAD~1", "HEAD", *args, "--", *FAST])
     out, err = capsys.readouterr()
     assert code == 1, out + err
