@@ -26,9 +26,10 @@ The method, in four steps (``docs/changes.md`` explains it for users):
 4. **Place.** Each boundary left is moved to the commit between its neighbouring boundaries where the two sides
    fit their own medians best (the least sum of absolute deviations), and the boundaries are judged and pruned once
    more. The search's squared residuals let one outlying session (a busy neighbour on a shared runner, 50 % slow)
-   pull a boundary a commit or two off the step; absolute deviations weigh it linearly. On the field check's
-   session noise, resampled, this placed a +10 % step at its commit markedly more often with three or more runs per
-   commit, and as often on quiet series, with no more changes reported on unchanged ones.
+   pull a boundary a commit or two off the step; absolute deviations weigh it linearly. Resampling the field
+   check's recorded session noise offline, this placed a +10 % step at its commit more often with three or more
+   runs per commit, as often on quiet series, and reported no more changes on unchanged ones; a field run has not
+   confirmed the gain yet (``docs/changes.md``).
 
 The change's interval is Fieller's for the ratio of the two means (after / before), at ``confidence``, with each
 segment's own variance and Welch's degrees of freedom; unbounded when the mean before is not clearly away from 0.
