@@ -19,6 +19,7 @@ from energy_bench.runs.compare import (
     Threshold,
     change_percent,
     describe_test,
+    min_pvalue,
     regression_lines,
 )
 from energy_bench.runs.parse import BenchRecord, Samples, SavedRun
@@ -245,8 +246,11 @@ def legend(report: CompareReport) -> str:
                 f"beyond a one-sided Student t prediction bound for one new run, built from the means of "
                 f"{report.baseline_runs} baseline runs and their spread ({alpha})"
             )
+        guard = "outside the range of the baseline runs' means"
+        if report.current_runs >= 2 and min_pvalue(report.baseline_runs, report.current_runs) <= report.alpha:
+            guard += " or ranked worse than them (one-sided Mann-Whitney U on the run means)"
         return (
-            f"A regression is beyond its threshold, {test}, and outside the range of the baseline runs' means; "
+            f"A regression is beyond its threshold, {test}, and {guard}; "
             f"each run counts as one value (its mean per call; accuracy and joules to a target are one value per "
             f"run anyway). Baseline values are means over its runs; ratios are against "
             f"{printable(report.baseline.label)}." + target

@@ -97,6 +97,42 @@ def test_a_session_shift_inside_the_runs_spread_passes_where_the_rounds_test_fai
     assert single.verdict == "REGRESSION"
 
 
+def test_one_slow_baseline_run_does_not_cap_what_many_runs_show():
+    ten = parse_threshold("joules:10%")
+    base = [0.95 + 0.1 * i / 14 for i in range(15)] + [1.6]  # one session caught in a slow phase of the host
+    cur = [1.15 + 0.15 * i / 15 for i in range(16)]  # +18 %, every run above the other 15
+    assert np.mean(cur) < max(base)  # the range alone would keep this from failing
+    judged = judge_runs(base, cur, ten)
+    assert float(judged.p_worse) <= 0.05 and judged.regression
+    assert float(stats.mannwhitneyu(cur, base, alternative="greater").pvalue) <= 0.05
+    # where the rank test cannot reach alpha (2 + 2 runs: p >= 1/6), the range still decides
+    assert not judge_runs([1.0, 1.3], [1.2, 1.25], ten).regression
+    assert judge_runs([1.0, 1.02], [1.2, 1.25], ten).regression
+
+
+def test_one_outlying_current_run_among_several_does_not_fail():
+    base = [1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.01, 0.99]
+    cur = [1.00, 0.99, 1.01, 1.00, 0.98, 1.02, 1.00, 3.00]  # +25 % in the mean, from one run
+    judged = judge_runs(base, cur, parse_threshold("joules:10%"))
+    assert float(judged.worse_by) > 10 and np.mean(cur) > max(base)
+    assert not judged.regression
+
+
+def test_within_is_the_upper_confidence_bound_of_the_change():
+    ten = parse_threshold("joules:10%")
+    for base, cur in (
+        ([1.00, 1.01, 0.99, 1.00], [1.01, 1.02, 1.00, 1.01]),
+        ([1.0, 1.2, 0.8, 1.1], [1.0, 1.3, 0.9, 1.1]),
+    ):
+        k, m = len(base), len(cur)
+        pooled = ((k - 1) * np.var(base, ddof=1) + (m - 1) * np.var(cur, ddof=1)) / (k + m - 2)
+        upper = np.mean(cur) - np.mean(base) + stats.t.ppf(0.95, k + m - 2) * math.sqrt(pooled * (1 / k + 1 / m))
+        expected = upper / np.mean(base) * 100 < 10
+        assert bool(judge_runs(base, cur, ten).within) == expected
+    assert judge_runs(*([[1.00, 1.01, 0.99, 1.00]] * 2), ten).within
+    assert not judge_runs([1.0, 1.2, 0.8, 1.1], [1.0, 1.3, 0.9, 1.1], ten).within  # the same means, too noisy
+
+
 def test_judge_runs_batches_and_needs_two_baseline_runs():
     rng = np.random.default_rng(0)
     base = rng.normal(100, 1, (50, 5))
