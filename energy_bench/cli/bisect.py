@@ -6,10 +6,12 @@ measured alternately, the candidate gated against GOOD with ``--fail`` (default 
 candidate bad, none good; a candidate whose benchmarks cannot be measured (a head run fails, its collection fails,
 no result) is skipped, like ``git bisect skip``. The search itself is :func:`energy_bench.runs.bisect.bisect`.
 
-A step whose change lies beyond a threshold but is not confirmed (not significant, or the head's mean within the
-range of GOOD's runs) says neither good nor bad: on a noisy runner that is the verdict that sends a bisection the
-wrong way. Such a step is measured again in a new job with twice the runs per side, up to ``--max-repeat``, and the
-last job decides (each job is a test of its own, so no run is judged twice).
+A step the runs cannot decide says neither good nor bad: its change lies beyond a threshold but is not confirmed
+(not significant, or not clear of GOOD's runs), or it lies inside but the runs cannot show it there (the change's
+upper confidence bound is beyond the threshold). On a noisy runner those are the verdicts that send a bisection
+the wrong way: a heavier commit measured a few percent lighter than it is looks good. Such a step is measured
+again in a new job with twice the runs per side, up to ``--max-repeat``, and the last job decides (each job is a
+test of its own, so no run is judged twice). On a quiet runner the first job shows every step, at no extra cost.
 
 Exit codes: 0 the first bad commit was found, 1 it was not (BAD passes the gate, or skips leave a range),
 2 bad arguments (an unknown commit, GOOD not an ancestor of BAD, a bad ``--fail``) or GOOD that cannot be measured,
@@ -67,8 +69,9 @@ def add_parser(commands) -> None:
         "--max-repeat",
         type=positive_int,
         default=None,
-        help="a step beyond a threshold but not confirmed is measured again with twice the runs, up to this "
-        "many per side (default 4 x --repeat; equal to --repeat: never again)",
+        help="a step the runs cannot decide (a change beyond a threshold not confirmed, or one inside not shown "
+        "there) is measured again with twice the runs, up to this many per side (default 4 x --repeat; equal to "
+        "--repeat: never again)",
     )
     parser.add_argument("--alpha", type=parse_alpha, default=ALPHA, help=f"significance level (default {ALPHA})")
     parser.add_argument("--force", action="store_true", help="compare even different meters, sources or devices")
@@ -130,44 +133,62 @@ def joules_change(comparisons: list[BenchmarkComparison]) -> str:
 
 
 def unconfirmed(comparisons: list[BenchmarkComparison], alpha: float) -> list[str]:
-    """Gated metrics whose change is beyond the threshold on the worse side, without a regression: the t test did
-    not pass, or the head's mean lay within the range of the base runs' means (the gate asks for both)."""
+    """Gated metrics a "good" verdict does not rest on: a change beyond the threshold on the worse side that the
+    gate did not confirm (the t test did not pass, or the runs were not clear of GOOD's: the gate asks for both),
+    or a change the between-run test could not show inside the threshold."""
     found = []
     for comparison in comparisons:
+        name = printable(comparison.fullname)
         for metric in comparison.metrics.values():
             threshold = metric.threshold
             if threshold is None or metric.regression:
                 continue
             worse = float(threshold.worse_by(metric.baseline, metric.current))
             if math.isfinite(worse) and worse > threshold.amount:
-                why = "not significant" if metric.p_worse is None or metric.p_worse > alpha else "within base's range"
-                found.append(f"{printable(comparison.fullname)}: {metric.metric} beyond {threshold}, {why}")
+                why = (
+                    "not significant"
+                    if metric.p_worse is None or metric.p_worse > alpha
+                    else "not clear of GOOD's runs"
+                )
+                found.append(f"{name}: {metric.metric} beyond {threshold}, {why}")
+            elif metric.within is False:
+                found.append(f"{name}: {metric.metric} not shown within {threshold}")
     return found
+
+
+def repeats(args: argparse.Namespace) -> list[int]:
+    """Runs per side of each job a step may take: ``--repeat``, doubled up to ``--max-repeat``."""
+    limit = max(args.max_repeat if args.max_repeat is not None else 4 * args.repeat, args.repeat)
+    sizes = [args.repeat]
+    while sizes[-1] < limit:
+        sizes.append(min(2 * sizes[-1], limit))
+    return sizes
 
 
 def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
     """``commit`` against GOOD, gated by ``--fail``: one ``energy-bench ab`` job, and again with twice the runs while
-    a change is beyond its threshold but not confirmed, up to ``--max-repeat`` runs per side."""
-    repeat = args.repeat
-    limit = args.max_repeat if args.max_repeat is not None else 4 * args.repeat
-    while True:
-        judged = judge_once(args, good, commit, repeat)
+    the runs cannot decide (see :func:`unconfirmed`), up to ``--max-repeat`` runs per side.
+
+    Every job is a new look at the same question, and stopping at the first that says "bad" would raise the false
+    alarm rate with each look; so each job tests at ``--alpha`` divided by the jobs a step may take (Bonferroni:
+    the step as a whole keeps its false alarms within ``--alpha``)."""
+    sizes = repeats(args)
+    alpha = args.alpha / len(sizes)
+    for repeat, again in zip(sizes, [*sizes[1:], None]):
+        judged = judge_once(args, good, commit, repeat, alpha)
         if judged.verdict != "good" or not judged.unconfirmed:
             return judged
-        if repeat >= limit:
-            judged.detail += f"; beyond the gate but not confirmed with {repeat} runs per side"
-            return judged
-        repeat = min(2 * repeat, limit)
-        print(f"    {commit}: {judged.detail}, {judged.unconfirmed[0]}; again with --repeat {repeat}", flush=True)
+        if again is not None:
+            print(f"    {commit}: {judged.detail}, {judged.unconfirmed[0]}; again with --repeat {again}", flush=True)
+    judged.detail += f"; not confirmed with {repeat} runs per side: {judged.unconfirmed[0]}"
+    return judged
 
 
-def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: int) -> Judged:
-    """One ``energy-bench ab`` job: ``commit`` against GOOD, ``repeat`` runs per side."""
+def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: int, alpha: float) -> Judged:
+    """One ``energy-bench ab`` job: ``commit`` against GOOD, ``repeat`` runs per side, tested at ``alpha``."""
     job = ab_cli.open_job(good.sha, commit.sha)
     try:
-        measured = ab_cli.measure(
-            job, args.pytest_args, repeat=repeat, fail=args.fail, alpha=args.alpha, force=args.force
-        )
+        measured = ab_cli.measure(job, args.pytest_args, repeat=repeat, fail=args.fail, alpha=alpha, force=args.force)
     except AbError as exc:
         if exc.side != "head":
             raise AbError(f"GOOD {good} cannot be measured against {commit.short}: {exc}") from None
@@ -181,7 +202,7 @@ def judge_once(args: argparse.Namespace, good: Commit, commit: Commit, repeat: i
     regressions = measured.report.regressions
     if regressions:
         return Judged("bad", joules_change(comparisons), regressions)
-    return Judged("good", joules_change(comparisons), [], unconfirmed(comparisons, args.alpha))
+    return Judged("good", joules_change(comparisons), [], unconfirmed(comparisons, alpha))
 
 
 def run_bisect(args: argparse.Namespace) -> int:
@@ -197,9 +218,15 @@ def bisect_commits(args: argparse.Namespace) -> int:
     good_sha = resolve_commit(repo, args.good)
     good = Commit(good_sha, git(["log", "-1", "--format=%s", good_sha], repo))
     bound = math.ceil(math.log2(len(commits))) + 1
+    sizes = repeats(args)
+    jobs = (
+        f"{sizes[0]} runs per side"
+        if len(sizes) == 1
+        else f"{'/'.join(map(str, sizes))} runs per side while undecided, each at alpha {args.alpha / len(sizes):.3g}"
+    )
     print(
         f"energy-bench bisect: {len(commits)} commit(s) after GOOD {good} up to BAD {commits[-1]}; "
-        f"about {bound} step(s), each an A/B job against GOOD gated by {','.join(map(str, args.fail))}",
+        f"about {bound} step(s), each A/B against GOOD gated by {','.join(map(str, args.fail))} ({jobs})",
         flush=True,
     )
     details: dict[str, Judged] = {}
