@@ -144,35 +144,31 @@ def test_a_bad_that_passes_exits_1(repo, capsys):
 
 
 @needs_git
-def test_a_change_beyond_the_gate_but_not_significant_is_measured_again(repo, capsys):
-    commit(repo, "three times the work", units=30)
-    # at alpha 1e-100 no 2 + 2 or 4 + 4 runs are significant (t would need to pass ~1e16): the step is unconfirmed,
-    # measured again, then judged
+@pytest.mark.parametrize(
+    "change, subject, undecided",
+    [
+        ("heavier", "three times the work", "joules beyond joules:10%, not significant"),
+        ("notes", "notes", "joules not shown within joules:10%"),
+    ],
+)
+def test_a_step_the_runs_cannot_decide_is_measured_again(repo, capsys, change, subject, undecided):
+    if change == "heavier":
+        commit(repo, subject, units=30)
+    else:
+        (repo / "NOTES.txt").write_text("no code\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", subject)
+    # at alpha 1e-100 no 2 + 2 or 4 + 4 runs are significant (t would need to pass ~1e16), and the upper confidence
+    # bound of any change is far beyond 10 %: neither bad nor good is shown, so the step is measured again, then
+    # judged by the last job
     args = ["--fail", "joules:10%", "--repeat", "2", "--max-repeat", "4", "--alpha", "1e-100"]
     code = main(["bisect", "HEAD~1", "HEAD", *args, "--", *FAST])
     out, err = capsys.readouterr()
     assert code == 1, out + err
     again = [line for line in out.splitlines() if "again with --repeat" in line]
-    assert len(again) == 1 and "joules beyond joules:10%, not significant; again with --repeat 4" in again[0]
+    assert len(again) == 1 and f"{undecided}; again with --repeat 4" in again[0]
     assert err.count("x 4 runs, order ABBA") == 1 and err.count("x 8 runs, order ABBABAAB") == 1
-    # the last job decides, and its line says what it could not confirm
-    assert "three times the work: good (joules +" in out and "not confirmed with 4 runs per side: " in out
-    assert len(worktrees(repo)) == 1
-
-
-@needs_git
-def test_a_step_not_shown_inside_the_gate_is_measured_again(repo, capsys):
-    (repo / "NOTES.txt").write_text("no code\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "notes")
-    # at alpha 1e-100 the upper confidence bound of any change is far beyond 10 %: "good" is never shown
-    args = ["--fail", "joules:10%", "--repeat", "2", "--max-repeat", "4", "--alpha", "1e-100"]
-    code = main(["bisect", "HEAD~1", "HEAD", *args, "--", *FAST])
-    out, err = capsys.readouterr()
-    assert code == 1, out + err
-    again = [line for line in out.splitlines() if "again with --repeat" in line]
-    assert len(again) == 1 and "joules not shown within joules:10%; again with --repeat 4" in again[0]
-    assert "notes: good (joules " in out and "not confirmed with 4 runs per side: " in out
+    assert f"{subject}: good (joules " in out and "not confirmed with 4 runs per side: " in out
     assert "no commit fails the gate" in out
     assert len(worktrees(repo)) == 1
 
