@@ -165,6 +165,11 @@ def repeats(args: argparse.Namespace) -> list[int]:
     return sizes
 
 
+def job_alpha(args: argparse.Namespace) -> float:
+    """The level each job of a step tests at: ``--alpha`` shared among the jobs a step may take (see :func:`judge`)."""
+    return args.alpha / len(repeats(args))
+
+
 def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
     """``commit`` against GOOD, gated by ``--fail``: one ``energy-bench ab`` job, and again with twice the runs while
     the runs cannot decide (see :func:`unconfirmed`), up to ``--max-repeat`` runs per side.
@@ -173,7 +178,7 @@ def judge(args: argparse.Namespace, good: Commit, commit: Commit) -> Judged:
     alarm rate with each look; so each job tests at ``--alpha`` divided by the jobs a step may take (Bonferroni:
     the step as a whole keeps its false alarms within ``--alpha``)."""
     sizes = repeats(args)
-    alpha = args.alpha / len(sizes)
+    alpha = job_alpha(args)
     for repeat, again in zip(sizes, [*sizes[1:], None]):
         judged = judge_once(args, good, commit, repeat, alpha)
         if judged.verdict != "good" or not judged.unconfirmed:
@@ -222,7 +227,7 @@ def bisect_commits(args: argparse.Namespace) -> int:
     jobs = (
         f"{sizes[0]} runs per side"
         if len(sizes) == 1
-        else f"{'/'.join(map(str, sizes))} runs per side while undecided, each at alpha {args.alpha / len(sizes):.3g}"
+        else f"{'/'.join(map(str, sizes))} runs per side while undecided, each at alpha {job_alpha(args):.3g}"
     )
     print(
         f"energy-bench bisect: {len(commits)} commit(s) after GOOD {good} up to BAD {commits[-1]}; "
