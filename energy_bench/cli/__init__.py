@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] in (["ab"], ["bisect"]) and "--" in argv:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
+    if argv[:1] == ["history"]:
+        argv = ["history", *history.default_show(argv[1:])]
     args = make_parser().parse_args(argv)
     if passthrough is not None:
         args.pytest_args = passthrough

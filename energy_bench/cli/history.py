@@ -20,7 +20,8 @@ from energy_bench.runs.store.files import RUN_GLOB
 from energy_bench.runs.text import printable
 
 EPILOG = """examples:
-  energy-bench history show                          change points of every benchmark (joules per call)
+  energy-bench history                               change points of every benchmark (joules per call)
+  energy-bench history resnet18 --metric time        `show` is the default sub-command
   energy-bench history show resnet18 --metric accuracy --format markdown
   energy-bench history accept 'test_x.py::test_y' 5d6e7f8 --reason "bigger model on purpose"
   energy-bench history import .benchmarks/ old-runs/0007_abc.json
@@ -29,18 +30,26 @@ EPILOG = """examples:
 """
 
 
+def default_show(argv: list[str]) -> list[str]:
+    """``energy-bench history [PATTERN] [--metric M] ...`` is ``history show ...``: reading the history is what the
+    command is for, as ``git stash`` is ``git stash push``. ``argv`` starts after ``history``."""
+    names = {"-h", "--help", *SUBCOMMANDS}
+    return argv if argv[:1] and argv[0] in names else ["show", *argv]
+
+
 def add_parser(commands) -> None:
     history = commands.add_parser(
         "history",
         help="the history store: import, export, change points over commits",
         description="The history of saved runs: every --benchmark-save/--benchmark-autosave goes into it; "
-        "import older files, export them back, and show where a benchmark changed.",
+        "import older files, export them back, and show where a benchmark changed (show is the default: "
+        "energy-bench history [PATTERN] [--metric M]).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subs = history.add_subparsers(dest="history_command", required=True, metavar="SUBCOMMAND")
-    for module in SUBCOMMANDS:
-        module(subs)
+    for name, adder in SUBCOMMANDS.items():
+        adder(subs, name)
 
 
 def add_store_options(sub: argparse.ArgumentParser) -> None:
@@ -86,8 +95,8 @@ def load_history_runs(args: argparse.Namespace, *, readable_machines: bool = Fal
 # ---------------------------------------------------------------------------- import, export
 
 
-def _import_parser(subs) -> None:
-    sub = subs.add_parser("import", help="add saved runs (files or storage folders) to the store; twice adds nothing")
+def _import_parser(subs, name: str) -> None:
+    sub = subs.add_parser(name, help="add saved runs (files or storage folders) to the store; twice adds nothing")
     sub.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a run's JSON file or a folder of them")
     add_store_options(sub)
     sub.set_defaults(handler=run_import, subparser=sub)
@@ -129,8 +138,8 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_parser(subs) -> None:
-    sub = subs.add_parser("export", help="write every run back as pytest-benchmark's JSON files, as saved")
+def _export_parser(subs, name: str) -> None:
+    sub = subs.add_parser(name, help="write every run back as pytest-benchmark's JSON files, as saved")
     sub.add_argument("folder", type=Path, metavar="DIR", help="where the machine folders of runs go (created)")
     add_store_options(sub)
     sub.set_defaults(handler=run_export, subparser=sub)
@@ -155,12 +164,12 @@ def run_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- show, accept
 
 
-def _show_parser(subs) -> None:
+def _show_parser(subs, name: str) -> None:
     from energy_bench.history.accepted import DEFAULT_ACCEPTED
     from energy_bench.history.changepoints import ALPHA, MIN_CHANGE
     from energy_bench.history.series import METRICS
 
-    sub = subs.add_parser("show", help="each benchmark's change points over commits (or its whole series)")
+    sub = subs.add_parser(name, help="each benchmark's change points over commits (or its whole series)")
     sub.add_argument("pattern", nargs="?", default=None, help="only benchmarks whose name contains this")
     sub.add_argument("--metric", choices=METRICS, default="joules", help="joules (per call, default), time, ...")
     sub.add_argument("--format", choices=("table", "markdown", "json"), default="table")
@@ -203,11 +212,11 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accept_parser(subs) -> None:
+def _accept_parser(subs, name: str) -> None:
     from energy_bench.history.accepted import ANY_MACHINE, DEFAULT_ACCEPTED
     from energy_bench.history.series import METRICS
 
-    sub = subs.add_parser("accept", help="mark a change as accepted: still shown, no longer reported as open")
+    sub = subs.add_parser(name, help="mark a change as accepted: still shown, no longer reported as open")
     sub.add_argument("benchmark", help="the benchmark's full name, as `history show` prints it")
     sub.add_argument("commit", help="the first commit after the change (a prefix is enough)")
     sub.add_argument("--metric", choices=METRICS, default="joules")
@@ -230,4 +239,4 @@ def run_accept(args: argparse.Namespace) -> int:
 
 
 #: the sub-commands, in ``--help`` order: each adds its parser and sets ``handler(args) -> int``
-SUBCOMMANDS = (_show_parser, _accept_parser, _import_parser, _export_parser)
+SUBCOMMANDS = {"show": _show_parser, "accept": _accept_parser, "import": _import_parser, "export": _export_parser}
