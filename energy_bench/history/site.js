@@ -6,6 +6,9 @@
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
   var SYMBOL = { measured: "circle", estimated: "diamond-open" };
   var CONFIG = { displaylogo: false, responsive: true };
+  // pixels of a benchmark plot without its legend, and per legend entry (plotly's horizontal legend: one row each
+  // once machine names are long)
+  var PLOT_HEIGHT = 300, LEGEND_ROW = 20;
 
   function node(tag, attrs, children) {
     var el = document.createElement(tag);
@@ -247,13 +250,18 @@
       }
     });
     var changes = changeTraces(data, metric, machine, branch);
+    var all = traces.concat(changes.traces);
+    // The legend goes above the plot, where plotly's automargin makes room for it; below, a paper-relative
+    // position cannot keep it off the axis title. The figure grows by a row per entry so the plot keeps its size.
+    var entries = all.filter(function (t) { return t.showlegend !== false; }).length;
     var layout = {
-      title: { text: plotText(metric.label) },
+      height: PLOT_HEIGHT + LEGEND_ROW * entries,
       xaxis: { title: { text: "run, in commit order" }, dtick: integerStep(data.runs.order) },
       yaxis: { title: { text: plotText(metric.label) }, rangemode: metric.metric === "accuracy" ? "normal" : "tozero" },
-      shapes: changes.shapes, hovermode: "closest", margin: { t: 40 }, legend: { orientation: "h", y: -0.2 },
+      shapes: changes.shapes, hovermode: "closest", margin: { t: 10 },
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     };
-    return Plotly.react(target, traces.concat(changes.traces), layout, CONFIG);
+    return Plotly.react(target, all, layout, CONFIG);
   }
 
   function renderBenchmark(data, app) {
@@ -276,7 +284,10 @@
       document.body.removeAttribute("data-rendered");
       done(draw(machine, branch));
     });
-    targets.forEach(function (div) { app.appendChild(div); });
+    targets.forEach(function (div, i) {
+      app.appendChild(node("h3", { text: data.metrics[i].label }));  // the plot's title, as text (never markup)
+      app.appendChild(div);
+    });
     if (!data.metrics.length) app.appendChild(node("p", { text: "No values saved for this benchmark." }));
     done(draw("", ""));
   }

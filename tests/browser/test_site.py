@@ -181,3 +181,29 @@ def test_study_page_shows_each_ratio_of_the_latest_run_and_each_model_over_commi
     assert "estimated energy, not measured" in opened.page.locator("#study-summary").inner_text()
     assert opened.page.locator("#study-summary li").count() == 4  # a line per compressor
     assert opened.errors == [] and opened.remote == []
+
+
+#: the bounding boxes of a plot's legend, x-axis title and plot area
+BOXES_JS = """(id) => ['.legend', '.xtitle', '.nsewdrag'].map(s => {
+  const r = document.querySelector('#' + id + ' ' + s).getBoundingClientRect();
+  return [r.left, r.top, r.right, r.bottom];
+})"""
+
+
+def test_legend_axis_title_and_plot_do_not_overlap(tmp_path, open_page) -> None:
+    # five machines with long names, as fingerprints in a real store are: ten legend entries
+    root = tmp_path / "storage"
+    for m in range(5):
+        for i in range(3):
+            data = saved_run({LOOP: [1.0 + m, 1.1 + m]}, commit=f"{m}{i:039x}", time=f"2026-01-0{m + 1}T0{i}:00:00",
+                             branch="main")  # fmt: skip
+            write_run(root, f"vm-amd-epyc-family-25-model-{m}-2-cores-{'x' * 40}", i + 1, data)
+    publish(FileStore(root).runs(), tmp_path / "site", changes=lambda s: [])
+    opened = open_page(tmp_path / "site" / "b" / f"{slug(LOOP)}.html")
+    for plot in ("plot-joules", "plot-time"):
+        legend, title, area = opened.page.evaluate(BOXES_JS, plot)
+        for a, b in ((legend, title), (legend, area), (title, area)):
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (plot, a, b)
+        assert area[3] - area[1] >= 150  # the plot keeps its height, however long the legend
+    assert opened.page.locator("h3").all_inner_texts()[:2] == ["joules per call (J)", "seconds per call (s)"]
+    check_clean(opened)
