@@ -92,7 +92,7 @@
     var line = document.createElementNS(ns, "polyline");
     line.setAttribute("points", points.join(" "));
     line.setAttribute("fill", "none");
-    line.setAttribute("stroke", "#1a7f37");
+    line.setAttribute("stroke", "#57606a");  // neutral: up is worse for joules, better for accuracy
     line.setAttribute("stroke-width", "1.5");
     svg.appendChild(line);
     return svg;
@@ -315,6 +315,7 @@
     var draw = function () {
       var m = machine.box.value, latest = data.latest[m];
       var rows = data.rows.filter(function (r) { return r.machine === m; });
+      var runOrder = rows.map(function (r) { return r.run; }).sort(function (a, b) { return a - b; });
       summary.textContent = "";
       summary.appendChild(node("p", { text: "Latest run " + latest.label + " (commit " + short(latest.commit) + ")" +
         (latest.estimated ? ": estimated energy, not measured." : ": measured energy.") }));
@@ -355,7 +356,8 @@
             hovertemplate: "%{y:.3f}x, %{text}<extra>" + plotText(v) + "</extra>" };
         });
         promises.push(Plotly.react(div, traces, {
-          title: { text: plotText(model) + ": ratio over commits" }, xaxis: { title: { text: "run, in commit order" } },
+          title: { text: plotText(model) + ": ratio over commits" },
+          xaxis: { title: { text: "run, in commit order" }, dtick: integerStep(runOrder) },
           yaxis: { title: { text: "joules to target / " + plotText(data.reference) + "'s" } },
         }, CONFIG));
       });
