@@ -2,7 +2,7 @@
 documentation's screenshot do: Playwright's Python package driving the system's Chromium (never a browser
 Playwright downloads), with no network beyond the page's own files.
 
-Screenshot of a published site::
+Screenshot of a published site's page (once its plots are drawn) or of a report page (once loaded)::
 
     python -m energy_bench.history.browser dashboard/index.html shot.png [--width 1280 --height 900 --full-page]
 
@@ -38,10 +38,16 @@ FLAGS = (
 )
 #: how long a page may take to draw its plots (``body[data-rendered]``), in milliseconds
 RENDER_TIMEOUT_MS = 30_000
+#: the published site's script (energy_bench/history/site.js), which sets that mark
+SITE_SCRIPT = "assets/site.js"
 
 
 class BrowserUnavailable(EnergyBenchError, RuntimeError):
     """Playwright or Chromium is not installed: the message says which and how to get it."""
+
+
+class PageNotDrawn(EnergyBenchError, RuntimeError):
+    """A site page did not set its drawn mark in time (the message has the errors it reported)."""
 
 
 def chromium_path() -> str:
@@ -85,8 +91,21 @@ class Opened:
     remote: list[str] = field(default_factory=list)  # requests that left the local files (refused)
 
 
-def open_page(browser: Any, url: str, *, width: int = 1280, height: int = 900, wait: bool = True) -> Opened:
-    """Open ``url`` in a fresh context; with ``wait``, until its plots are drawn (``body[data-rendered]``)."""
+def open_page(
+    browser: Any,
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    wait: bool | None = True,
+    timeout_ms: int = RENDER_TIMEOUT_MS,
+) -> Opened:
+    """Open ``url`` in a fresh context, then, with ``wait``, until its plots are drawn (``body[data-rendered]``).
+
+    ``wait=None``: only when the page is one of the published site's (its script sets the mark); any other page
+    (the one-run report: images, no script) is drawn once it has loaded. A page that does not draw in time raises
+    :class:`PageNotDrawn`.
+    """
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     opened = Opened(page)
@@ -108,8 +127,16 @@ def open_page(browser: Any, url: str, *, width: int = 1280, height: int = 900, w
 
     page.route("**/*", route)
     page.goto(url)
+    if wait is None:
+        wait = page.locator(f"script[src$='{SITE_SCRIPT}']").count() > 0
     if wait:
-        page.wait_for_selector("body[data-rendered=true]", timeout=RENDER_TIMEOUT_MS)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            page.wait_for_selector("body[data-rendered=true]", timeout=timeout_ms)
+        except PlaywrightTimeout:
+            detail = "; ".join(opened.errors) or "no error reported"
+            raise PageNotDrawn(f"{url}: the plots were not drawn within {timeout_ms / 1000:g} s ({detail})") from None
     return opened
 
 
@@ -126,14 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--full-page", action="store_true", help="the whole page, not only the viewport")
+    parser.add_argument(
+        "--timeout", type=float, default=RENDER_TIMEOUT_MS / 1000, help="seconds a site page may take to draw (30)"
+    )
     args = parser.parse_args(argv)
+    if not args.timeout > 0:
+        parser.error("--timeout must be a positive number of seconds")
+    if "://" not in args.page and not Path(args.page).is_file():
+        parser.error(f"{args.page}: no such page")
     try:
         with chromium() as browser:
-            opened = open_page(browser, page_url(args.page), width=args.width, height=args.height)
+            opened = open_page(
+                browser, page_url(args.page), width=args.width, height=args.height, wait=None,
+                timeout_ms=round(args.timeout * 1000),
+            )  # fmt: skip
             opened.page.screenshot(path=str(args.out), full_page=args.full_page)
     except BrowserUnavailable as exc:
         print(f"screenshot: {exc}", file=sys.stderr)
         return 2
+    except PageNotDrawn as exc:
+        print(f"screenshot: {exc}", file=sys.stderr)
+        return 1
     for error in opened.errors:
         print(f"screenshot: the page reported: {error}", file=sys.stderr)
     print(f"wrote {args.out}")

@@ -33,7 +33,8 @@ td:nth-child(2), th:nth-child(2), td.name, th.name { text-align: left; }
 td.name { overflow-wrap: anywhere; }
 .verdicts { overflow-x: auto; }
 .verdicts td, .verdicts th { text-align: left; }
-.verdicts td:first-child { font-weight: 600; white-space: nowrap; }
+.verdicts th { overflow-wrap: anywhere; }  /* variant names have no spaces: let them wrap, not widen the table */
+.verdicts td:first-child { font-weight: 600; }
 td.regression, .regression { color: var(--bad); }
 td.improvement, .improvement { color: var(--good); }
 .note, .muted { color: var(--muted); font-size: 0.9em; }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,26 @@ def test_report_draws_only_groups_with_joules_and_the_summary_as_a_list(report_p
     )
     assert page.locator(".summary p").count() >= 2  # the heads stay sentences; the per-variant lines are a list
     assert not any(text.startswith("- ") for text in page.locator(".summary p").all_inner_texts())
+
+
+def test_the_verdict_table_fits_a_laptop_screen(report_page, open_page) -> None:
+    # variant names have no spaces (prune-structured:amount=0.15): before they could wrap, the table ran off the page
+    opened = open_page(report_page, wait=False, width=1280)
+    width, visible = opened.page.evaluate("() => { const v = document.querySelector('.verdicts');"
+                                          " return [v.scrollWidth, v.clientWidth]; }")  # fmt: skip
+    assert width <= visible
+
+
+def screenshot(*args: str) -> subprocess.CompletedProcess:
+    """The screenshot command in a process of its own (the tests' browser already holds Playwright here)."""
+    command = [sys.executable, "-m", "energy_bench.history.browser", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_screenshot_command_takes_a_report_page(report_page, tmp_path) -> None:
+    out = tmp_path / "report.png"
+    done = screenshot(str(report_page), str(out))  # a page without the site's script: drawn once loaded
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = screenshot(str(tmp_path / "no-such-page.html"), str(out))
+    assert done.returncode == 2 and "no such page" in done.stderr and "Traceback" not in done.stderr
