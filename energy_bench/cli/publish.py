@@ -22,8 +22,8 @@ def add_parser(commands) -> None:
         help="the saved history as a static site (plots over commits, change points, the study)",
         description="Write a static site of every saved run: an index of benchmarks with their latest value, "
         "trend and open change points, a page per benchmark with joules, time and accuracy over commits, and the "
-        "study's page. It works from a file or any static host, with no network when viewed (needs plotly: the "
-        "'site' extra).",
+        "study's page. It works from a file or any static host, with no network when viewed (plotly.js "
+        "ships inside energy-bench).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -6,8 +6,8 @@ What is written::
     SITE/b/<slug>.html           one benchmark over commits: joules and seconds per call, accuracy, joules to target
     SITE/study.html              the study: joules to the baseline's accuracy, as a ratio, per model and compressor
     SITE/data/...json            the same data as plain JSON files, for other tools
-    SITE/assets/plotly.min.js    plotly.js, copied once from the installed plotly package (no network at view time)
-    SITE/assets/site.js, style.css
+    SITE/assets/plotly-basic.min.js   plotly.js's basic bundle (scatter, bar), once (no network at view time)
+    SITE/assets/site.js, style.css, LICENSE-plotly.js.txt
 
 Each page carries its own data as a ``<script type="application/json">`` element (browsers refuse to fetch files
 beside a page opened from ``file://``), written by :func:`energy_bench.runs.look.script_json`; the script draws it
@@ -48,13 +48,17 @@ SPARK_POINTS = 30
 TREND_WINDOW = 10
 #: significant digits kept of each value in the site's data (the saved runs keep full precision)
 DIGITS = 6
-PLOT_EXTRA = "pip install -e '.[site]' (the site extra)"
+#: plotly.js shipped inside energy-bench (``vendor/``, with its source, version and MIT license): the basic bundle
+#: has the two trace types the site draws, scatter and bar, at a quarter of the full bundle's size, and parsing
+#: the script is most of the time a page takes to open
+PLOTLY_JS = Path(__file__).parent / "vendor" / "plotly-basic.min.js"
+PLOTLY_LICENSE = PLOTLY_JS.with_name("LICENSE-plotly.js.txt")
 NO_BRANCH = "(no branch)"
 NO_MACHINE = "(no machine)"
 
 
 class PublishError(EnergyBenchError):
-    """The site cannot be written (plotly missing, an unwritable folder): the message says why."""
+    """The site cannot be written (an unwritable folder, an incomplete install): the message says why."""
 
 
 @dataclass(frozen=True)
@@ -322,15 +326,10 @@ def study_data(history: _History) -> dict[str, Any]:
 
 
 def plotly_js() -> Path:
-    """The plotly.js bundled with the installed plotly package; :class:`PublishError` when plotly is missing."""
-    try:
-        import plotly
-    except ImportError:
-        raise PublishError(f"publishing needs plotly, which is not installed: {PLOT_EXTRA}") from None
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    if not path.is_file():
-        raise PublishError(f"the installed plotly has no plotly.min.js at {path}: reinstall it ({PLOT_EXTRA})")
-    return path
+    """The plotly.js the site ships; :class:`PublishError` when the install lacks it."""
+    if not PLOTLY_JS.is_file():
+        raise PublishError(f"this energy-bench install has no {PLOTLY_JS}: reinstall it")
+    return PLOTLY_JS
 
 
 def site_script() -> str:
@@ -340,7 +339,8 @@ def site_script() -> str:
 _NAV = (("index.html", "benchmarks"), ("study.html", "study"))
 
 
-def _page(kind: str, title: str, data: Any, heading: str, depth: int = 0) -> str:
+def _page(kind: str, title: str, data: Any, heading: str, depth: int = 0, plots: bool = True) -> str:
+    """One page; ``plots=False`` leaves plotly.js out (the index draws its sparklines as plain SVG)."""
     up = "../" * depth
     body = (
         f"<h1 id=title>{html.escape(heading)}</h1>\n<div id=app></div>\n"
@@ -351,7 +351,7 @@ def _page(kind: str, title: str, data: Any, heading: str, depth: int = 0) -> str
         body,
         nav=[(up + href, text) for href, text in _NAV],
         stylesheet=f"{up}assets/style.css",
-        scripts=[f"{up}assets/plotly.min.js", f"{up}assets/site.js"],
+        scripts=[f"{up}assets/{PLOTLY_JS.name}"] * plots + [f"{up}assets/site.js"],
         attributes=f' data-page="{html.escape(kind)}"',
     )
 
@@ -385,10 +385,11 @@ def publish(
     written: list[Path] = []
     try:
         (site / "assets").mkdir(parents=True, exist_ok=True)
-        target = site / "assets" / "plotly.min.js"
-        if not target.is_file() or target.stat().st_size != source.stat().st_size:
-            shutil.copyfile(source, target)
-        written.append(target)
+        for source_file in (source, PLOTLY_LICENSE):
+            target = site / "assets" / source_file.name
+            if not target.is_file() or target.read_bytes() != source_file.read_bytes():
+                shutil.copyfile(source_file, target)
+            written.append(target)
         _write(site / "assets" / "site.js", site_script(), written)
         _write(site / "assets" / "style.css", STYLE, written)
         points = shown = 0
@@ -399,7 +400,7 @@ def publish(
             _write(site / href, _page("benchmark", f"{name} - {title}", data, name, depth=1), written)
             _write(site / "data" / (href[:-5] + ".json"), _dump(data), written)
         index = index_data(history, pages)
-        _write(site / "index.html", _page("index", title, index, title), written)
+        _write(site / "index.html", _page("index", title, index, title, plots=False), written)
         _write(site / "data" / "index.json", _dump(index), written)
         study = study_data(history)
         _write(site / "study.html", _page("study", f"study - {title}", study, "The study: energy to target"), written)
@@ -418,9 +419,10 @@ def publish(
 
 
 def _remove_stale(site: Path, written: Sequence[Path]) -> None:
-    """Pages and data files of benchmarks that are no longer in the history (only in the site's own folders)."""
+    """Pages and data files of benchmarks that are no longer in the history, and a plotly.js another version of
+    energy-bench shipped (only in the site's own folders)."""
     keep = {p.resolve() for p in written}
-    for folder, pattern in ((site / "b", "*.html"), (site / "data" / "b", "*.json")):
+    for folder, pattern in ((site / "b", "*.html"), (site / "data" / "b", "*.json"), (site / "assets", "plotly*.js")):
         for path in folder.glob(pattern):
             if path.resolve() not in keep:
                 path.unlink()

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 
 from energy_bench.history.changepoints import Change
-from energy_bench.history.publish import publish, slug
+from energy_bench.history.publish import PLOTLY_JS, publish, slug
 from energy_bench.runs.store.files import FileStore
 from tests.browser.history import CRAFTED, saved_run, write_run
 
@@ -207,3 +207,20 @@ def test_legend_axis_title_and_plot_do_not_overlap(tmp_path, open_page) -> None:
         assert area[3] - area[1] >= 150  # the plot keeps its height, however long the legend
     assert opened.page.locator("h3").all_inner_texts()[:2] == ["joules per call (J)", "seconds per call (s)"]
     check_clean(opened)
+
+
+def test_a_site_page_that_cannot_draw_is_reported_not_a_traceback(site, tmp_path) -> None:
+    import shutil
+
+    from tests.browser.test_report_page import screenshot
+
+    broken = tmp_path / "site"
+    shutil.copytree(site, broken)
+    page = str(broken / "b" / f"{slug(LOOP)}.html")
+    (broken / "assets" / PLOTLY_JS.name).write_text("throw new Error('plotly missing');\n")
+    done = screenshot(page, str(tmp_path / "shot.png"), "--timeout", "2")
+    assert done.returncode == 1 and "plotly missing" in done.stderr and "Traceback" not in done.stderr
+    (broken / "assets" / "site.js").write_text("// never says it has drawn\n")
+    done = screenshot(page, str(tmp_path / "shot.png"), "--timeout", "2")
+    assert done.returncode == 1 and "the plots were not drawn within 2 s" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,8 +14,6 @@ from energy_bench.runs.look import script_json
 from energy_bench.runs.store.files import FileStore
 from tests.browser.history import CRAFTED, saved_run, write_run
 
-pytest.importorskip("plotly")
-
 
 @pytest.fixture
 def storage(tmp_path):
@@ -62,9 +60,13 @@ def test_site_files_data_and_escaping(storage, tmp_path) -> None:
     out = tmp_path / "site"
     published = site.publish(runs_of(storage), out, changes=lambda series: [])
     assert published.pages == 2 and published.points == 2 * 4 * 2  # 2 benchmarks x 4 runs x (joules, time)
-    plotly = out / "assets" / "plotly.min.js"
+    plotly = out / "assets" / "plotly-basic.min.js"
     assert plotly.read_bytes() == site.plotly_js().read_bytes()
+    assert (out / "assets" / "LICENSE-plotly.js.txt").read_text().startswith("plotly.js basic bundle")
     assert len(list(out.rglob("plotly*.js"))) == 1
+    # the index draws no plotly plot, so it does not pay for parsing plotly.js; the other pages load it once
+    assert "plotly" not in (out / "index.html").read_text()
+    assert (out / "study.html").read_text().count('src="assets/plotly-basic.min.js"') == 1
     for page in [out / "index.html", out / "study.html", *(out / "b").glob("*.html")]:
         text = page.read_text()
         assert "<img" not in text  # the crafted name is escaped in markup and in the page's JSON
@@ -108,6 +110,20 @@ def test_republishing_removes_pages_of_benchmarks_gone(storage, tmp_path) -> Non
     site.publish(runs, out, changes=lambda s: [])
     assert [p.name for p in (out / "b").iterdir()] == [f"{site.slug('t.py::test_a')}.html"]
     assert len(list((out / "data" / "b").iterdir())) == 1
+    (out / "assets" / "plotly.min.js").write_text("// an older energy-bench's full bundle")
+    (out / "notes.txt").write_text("mine")
+    site.publish(runs, out, changes=lambda s: [])
+    assert not (out / "assets" / "plotly.min.js").exists() and (out / "notes.txt").exists()
+
+
+def test_the_vendored_plotly_is_the_release_its_license_names() -> None:
+    import hashlib
+
+    notice = site.PLOTLY_LICENSE.read_text()
+    digest = hashlib.sha256(site.plotly_js().read_bytes()).hexdigest()
+    assert f"sha256 {digest}" in notice and "MIT License" in notice
+    version = notice.split("version ")[1].split(":")[0]
+    assert site.plotly_js().read_text()[:200].count(f"plotly.js (basic - minified) v{version}") == 1
 
 
 def test_cli_publishes_the_store_and_an_empty_store_is_a_usage_error(storage, tmp_path, capsys) -> None:
