@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--full-page", action="store_true", help="the whole page, not only the viewport")
     parser.add_argument(
-        "--timeout", type=float, default=RENDER_TIMEOUT_MS / 1000, help="seconds a site page may take to draw (30)"
+        "--timeout",
+        type=float,
+        default=RENDER_TIMEOUT_MS / 1000,
+        help="seconds a site page may take to draw (default %(default)g)",
     )
     args = parser.parse_args(argv)
     if not args.timeout > 0:
